@@ -1,0 +1,1 @@
+"""Slash commands in comments: /nimbys requeue, status, quarantine, restore, ... (issue_comment)."""

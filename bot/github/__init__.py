@@ -1,0 +1,1 @@
+"""Talking to GitHub: App authentication and the API client handlers use."""

@@ -1,0 +1,1 @@
+"""Pool watcher: runner status and labels, queue wait, reminders."""

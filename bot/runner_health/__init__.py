@@ -1,0 +1,1 @@
+"""Runner health: attribute failed jobs to runners and quarantine bad ones (workflow_job)."""

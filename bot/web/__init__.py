@@ -1,0 +1,1 @@
+"""The web process: webhook receiver, health, pool page."""

@@ -1,0 +1,1 @@
+"""The worker process: consumes the delivery stream and dispatches to the routers."""
