@@ -1,7 +1,7 @@
 """Decide whether an HTTP request is a genuine GitHub delivery (no I/O).
 
-The signature is checked before anything in the body is parsed, with
-gidgethub's ``Event.from_http``. Only ``X-Hub-Signature-256`` counts: gidgethub
+The signature is checked (gidgethub's ``validate_event``) before anything in
+the body is parsed; the body is then decoded by gidgethub's ``Event.from_http``. Only ``X-Hub-Signature-256`` counts: gidgethub
 falls back to the SHA-1 ``X-Hub-Signature`` when the SHA-256 one is absent, so
 that header is never passed on.
 """
@@ -13,6 +13,10 @@ from dataclasses import dataclass
 from http import HTTPStatus
 
 from gidgethub import BadRequest, ValidationFailure, sansio
+
+
+# GitHub sends JSON, or (a repository hook's option) the JSON form-encoded as ``payload=``.
+ACCEPTED_TYPES = frozenset({"application/json", "application/x-www-form-urlencoded"})
 
 
 @dataclass(frozen=True)
@@ -60,12 +64,18 @@ def verify_delivery(
         "x-github-delivery": delivery_id,
     }
     try:
-        parsed = sansio.Event.from_http(checked, body, secret=secret)
+        sansio.validate_event(body, signature=signature, secret=secret)
     except ValidationFailure:
         return Refusal(HTTPStatus.UNAUTHORIZED, "signature does not match the webhook secret")
-    except BadRequest:
+    media_type = checked["content-type"].split(";")[0].strip().lower()
+    if media_type not in ACCEPTED_TYPES:
         return Refusal(HTTPStatus.BAD_REQUEST, "content type is not application/json")
-    except (ValueError, UnicodeDecodeError, KeyError, IndexError):
+    try:
+        # Verified above, so decode without verifying the HMAC a second time.
+        unsigned = {k: v for k, v in checked.items() if k != "x-hub-signature-256"}
+        parsed = sansio.Event.from_http(unsigned, body)
+    except (BadRequest, ValidationFailure, ValueError, UnicodeDecodeError, KeyError, IndexError):
+        # gidgethub reports an undecodable body as BadRequest(415).
         return Refusal(HTTPStatus.BAD_REQUEST, "body is not valid JSON")
     if not event:
         return Refusal(HTTPStatus.BAD_REQUEST, "missing X-GitHub-Event")

@@ -1,0 +1,443 @@
+"""A stateful fake GitHub REST API, served over HTTP, strict about requests.
+
+Every request is checked against GitHub's own OpenAPI description (the subset in
+``tests/fixtures/openapi``) with openapi-core before the fake looks at it. A
+request the real API would reject is answered 422 *and* recorded in
+``violations``; the ``fake_github`` fixture fails the test when any was
+recorded, so a test cannot pass on a request GitHub would refuse.
+
+Authentication is checked as GitHub does: ``/app/...`` needs an App JWT signed
+with the App's key; everything else needs an installation token this fake
+issued and that has not expired.
+
+Faults are scripted with ``fail_next(method, path_regex, status, headers, times)``
+and ``latency[path_regex] = seconds``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import itertools
+import json
+import re
+import secrets
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl
+
+import jwt
+from aiohttp import web
+from openapi_core import OpenAPI
+from openapi_core.datatypes import RequestParameters
+from werkzeug.datastructures import Headers, ImmutableMultiDict
+
+SPEC_PATH = Path(__file__).resolve().parent.parent / "fixtures" / "openapi" / "api.github.com.subset.json"
+HOST = "https://api.github.com"
+
+_spec_cache: OpenAPI | None = None
+
+
+def load_spec() -> OpenAPI:
+    global _spec_cache
+    if _spec_cache is None:
+        _spec_cache = OpenAPI.from_file_path(str(SPEC_PATH))
+    return _spec_cache
+
+
+@dataclass
+class _Req:
+    """openapi-core's Request protocol, over a recorded aiohttp request."""
+
+    method: str
+    path: str
+    query: str
+    headers: dict[str, str]
+    body: bytes | None
+    host_url: str = HOST
+
+    def __post_init__(self) -> None:
+        self.parameters = RequestParameters(
+            query=ImmutableMultiDict(parse_qsl(self.query, keep_blank_values=True)),
+            header=Headers(self.headers),
+            cookie=ImmutableMultiDict(),
+        )
+
+    @property
+    def full_url_pattern(self) -> str:
+        return self.host_url + self.path
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("content-type", "application/json").lower()
+
+
+@dataclass
+class Call:
+    method: str
+    path: str
+    query: dict[str, str]
+    body: Any
+    status: int = 0
+    auth: str = ""
+
+
+@dataclass
+class Fault:
+    method: str
+    pattern: re.Pattern[str]
+    status: int
+    headers: dict[str, str]
+    body: dict[str, Any]
+    times: int
+
+
+@dataclass
+class Runner:
+    id: int
+    name: str
+    labels: list[str]
+    status: str = "online"
+    busy: bool = False
+    os: str = "Windows"
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "os": self.os,
+            "status": self.status,
+            "busy": self.busy,
+            "labels": [label_json(i, n) for i, n in enumerate(self.labels, 1)],
+        }
+
+
+def label_json(i: int, name: str) -> dict[str, Any]:
+    kind = "read-only" if name in {"self-hosted", "Windows", "Linux", "X64", "ARM64", "macOS"} else "custom"
+    return {"id": i, "name": name, "type": kind}
+
+
+def user_json(login: str, uid: int = 1, kind: str = "User") -> dict[str, Any]:
+    return {
+        "login": login, "id": uid, "node_id": f"U_{uid}", "avatar_url": "https://example.invalid/a.png",
+        "gravatar_id": "", "url": f"{HOST}/users/{login}", "html_url": f"https://github.com/{login}",
+        "followers_url": "", "following_url": "", "gists_url": "", "starred_url": "",
+        "subscriptions_url": "", "organizations_url": "", "repos_url": "", "events_url": "",
+        "received_events_url": "", "type": kind, "site_admin": False,
+    }  # fmt: skip
+
+
+@dataclass
+class State:
+    """What the fake remembers between requests; tests seed and inspect it."""
+
+    app_id: str = "4242"
+    app_slug: str = "nimbys-bot"
+    public_key: str = ""
+    installations: dict[int, str] = field(default_factory=lambda: {1: "aigdat"})
+    tokens: dict[str, tuple[int, float]] = field(default_factory=dict)
+    token_ttl: float = 3600.0
+    runners: dict[str, dict[int, Runner]] = field(default_factory=dict)
+    issues: dict[str, dict[int, dict[str, Any]]] = field(default_factory=dict)
+    comments: dict[int, dict[str, Any]] = field(default_factory=dict)
+    ids: itertools.count = field(default_factory=lambda: itertools.count(1000))
+
+    def add_runner(self, org: str, name: str, labels: list[str], **kw: Any) -> Runner:
+        runner = Runner(id=next(self.ids), name=name, labels=list(labels), **kw)
+        self.runners.setdefault(org, {})[runner.id] = runner
+        return runner
+
+
+Handler = Callable[["FakeGitHub", web.Request, dict[str, str], Any], Awaitable[web.Response]]
+
+
+class FakeGitHub:
+    """Serve the fake on 127.0.0.1 in a background thread (``start``/``stop``)."""
+
+    def __init__(self, public_key: str = "", app_id: str = "4242") -> None:
+        self.state = State(app_id=app_id, public_key=public_key)
+        self.calls: list[Call] = []
+        self.violations: list[str] = []
+        self.faults: list[Fault] = []
+        self.latency: dict[str, float] = {}
+        self.spec = load_spec()
+        self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+        self.lock = threading.Lock()
+        _register_routes(self)
+
+    # ---- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> str:
+        ready = threading.Event()
+
+        def serve() -> None:
+            self._loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(self._loop)
+            app = web.Application(client_max_size=64 * 1024 * 1024)
+            app.router.add_route("*", "/{tail:.*}", self._dispatch)
+            self._runner = web.AppRunner(app, access_log=None)
+            self._loop.run_until_complete(self._runner.setup())
+            site = web.TCPSite(self._runner, "127.0.0.1", 0)
+            self._loop.run_until_complete(site.start())
+            port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            self.url = f"http://127.0.0.1:{port}"
+            ready.set()
+            self._loop.run_forever()
+
+        self._thread = threading.Thread(target=serve, daemon=True, name="fake-github")
+        self._thread.start()
+        ready.wait(10)
+        return self.url
+
+    def stop(self) -> None:
+        if self._loop is None:
+            return
+        loop = self._loop
+
+        async def shutdown() -> None:
+            assert self._runner is not None
+            await self._runner.cleanup()
+            loop.stop()
+
+        asyncio.run_coroutine_threadsafe(shutdown(), loop)
+        if self._thread:
+            self._thread.join(5)
+
+    # ---- scripting -------------------------------------------------------------------------
+
+    def route(self, method: str, template: str) -> Callable[[Handler], Handler]:
+        pattern = re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", template) + "$")
+
+        def deco(fn: Handler) -> Handler:
+            self._routes.append((method, pattern, fn))
+            return fn
+
+        return deco
+
+    def fail_next(self, method: str, path_regex: str, status: int, *, headers: dict[str, str] | None = None,
+                  message: str = "fake failure", times: int = 1) -> None:
+        self.faults.append(Fault(method, re.compile(path_regex), status, headers or {},
+                                 {"message": message}, times))
+
+    def issue_token(self, installation_id: int = 1) -> str:
+        token = "ghs_" + secrets.token_urlsafe(30).replace("-", "a").replace("_", "b")
+        self.state.tokens[token] = (installation_id, time.time() + self.state.token_ttl)
+        return token
+
+    def calls_to(self, method: str, path_regex: str) -> list[Call]:
+        rx = re.compile(path_regex)
+        return [c for c in self.calls if c.method == method and rx.search(c.path)]
+
+    # ---- request handling ------------------------------------------------------------------
+
+    async def _dispatch(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        path = request.path
+        try:
+            parsed_body = json.loads(body) if body else None
+        except ValueError:
+            parsed_body = body.decode(errors="replace")
+        call = Call(request.method, path, dict(request.query), parsed_body, auth=headers.get("authorization", ""))
+        with self.lock:
+            self.calls.append(call)
+        for rx, seconds in self.latency.items():
+            if re.search(rx, path):
+                await asyncio.sleep(seconds)
+        try:
+            self.spec.validate_request(
+                _Req(request.method.lower(), path, request.query_string, headers, body or None)
+            )
+        except Exception as exc:
+            why = f"{request.method} {path}: {type(exc).__name__}: {exc}"
+            cause = getattr(exc, "__cause__", None)
+            if cause is not None:
+                why += f" ({cause})"
+            self.violations.append(why)
+            call.status = 422
+            return web.json_response({"message": "Validation Failed (OpenAPI)", "detail": why}, status=422)
+        if extra := _extra_rules(request.method, path, parsed_body):
+            self.violations.append(f"{request.method} {path}: {extra}")
+            call.status = 422
+            return web.json_response({"message": extra}, status=422)
+        for fault in self.faults:
+            if fault.times > 0 and fault.method == request.method and fault.pattern.search(path):
+                fault.times -= 1
+                call.status = fault.status
+                return web.json_response(fault.body, status=fault.status, headers=fault.headers)
+        auth_error = self._check_auth(path, headers)
+        if auth_error:
+            call.status = 401
+            return web.json_response({"message": auth_error}, status=401)
+        for method, pattern, handler in self._routes:
+            match = pattern.match(path)
+            if method == request.method and match:
+                response = await handler(self, request, match.groupdict(), parsed_body)
+                call.status = response.status
+                response.headers.setdefault("x-ratelimit-remaining", "4999")
+                response.headers.setdefault("x-ratelimit-limit", "5000")
+                return response
+        self.violations.append(f"{request.method} {path}: valid for GitHub but not implemented by the fake")
+        call.status = 501
+        return web.json_response({"message": "not implemented by the fake"}, status=501)
+
+    def _check_auth(self, path: str, headers: dict[str, str]) -> str | None:
+        auth = headers.get("authorization", "")
+        if path.startswith("/app"):
+            if not auth.lower().startswith("bearer "):
+                return "A JSON web token could not be decoded"
+            try:
+                claims = jwt.decode(auth.split(" ", 1)[1], self.state.public_key, algorithms=["RS256"])
+            except jwt.PyJWTError as exc:
+                return f"'Expiration time' claim ('exp') or signature is invalid: {exc}"
+            if str(claims.get("iss")) != self.state.app_id:
+                return "Integration not found"
+            return None
+        if not auth.lower().startswith("token "):
+            return "Requires authentication"
+        known = self.state.tokens.get(auth.split(" ", 1)[1])
+        if known is None or known[1] < time.time():
+            return "Bad credentials"
+        return None
+
+
+def _extra_rules(method: str, path: str, body: Any) -> str | None:
+    """Rules GitHub enforces that the OpenAPI schema does not encode."""
+    if path.endswith("/check-runs") or "/check-runs/" in path:
+        if isinstance(body, dict) and (body.get("status") == "completed" or body.get("completed_at")):
+            if not body.get("conclusion"):
+                return "conclusion is required when status is completed"
+        annotations = (body or {}).get("output", {}).get("annotations") if isinstance(body, dict) else None
+        if annotations is not None and len(annotations) > 50:
+            return "at most 50 annotations per request"
+    if "/comments" in path and isinstance(body, dict) and len(body.get("body") or "") > 65536:
+        return "body is too long (maximum is 65536 characters)"
+    return None
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status)
+
+
+def _not_found() -> web.Response:
+    return web.json_response({"message": "Not Found"}, status=404)
+
+
+def _register_routes(fake: FakeGitHub) -> None:
+    st = fake.state
+
+    @fake.route("GET", "/app")
+    async def get_app(f: FakeGitHub, r: web.Request, p: dict[str, str], b: Any) -> web.Response:
+        return _json({"id": int(st.app_id), "slug": st.app_slug, "name": st.app_slug,
+                      "node_id": "A_1", "owner": user_json("aigdat", 9, "Organization"),
+                      "description": "", "external_url": "https://example.invalid",
+                      "html_url": f"https://github.com/apps/{st.app_slug}",
+                      "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z",
+                      "permissions": {}, "events": []})
+
+    @fake.route("POST", "/app/installations/{installation_id}/access_tokens")
+    async def access_token(f: FakeGitHub, r: web.Request, p: dict[str, str], b: Any) -> web.Response:
+        inst = int(p["installation_id"])
+        if inst not in st.installations:
+            return _not_found()
+        token = f.issue_token(inst)
+        expires = dt.datetime.fromtimestamp(st.tokens[token][1], dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return _json({"token": token, "expires_at": expires, "permissions": {},
+                      "repository_selection": "all"}, 201)
+
+    def org_runners(org: str) -> dict[int, Runner]:
+        return st.runners.setdefault(org, {})
+
+    @fake.route("GET", "/orgs/{org}/actions/runners")
+    async def list_runners(f: FakeGitHub, r: web.Request, p: dict[str, str], b: Any) -> web.Response:
+        runners = sorted(org_runners(p["org"]).values(), key=lambda x: x.id)
+        per_page = int(r.query.get("per_page", 30))
+        page = int(r.query.get("page", 1))
+        chunk = runners[(page - 1) * per_page: page * per_page]
+        headers = {}
+        if page * per_page < len(runners):
+            nxt = f"{f.url}{r.path}?per_page={per_page}&page={page + 1}"
+            headers["Link"] = f'<{nxt}>; rel="next"'
+        return web.json_response({"total_count": len(runners), "runners": [x.as_json() for x in chunk]},
+                                 headers=headers)
+
+    @fake.route("GET", "/orgs/{org}/actions/runners/{runner_id}")
+    async def get_runner(f: FakeGitHub, r: web.Request, p: dict[str, str], b: Any) -> web.Response:
+        runner = org_runners(p["org"]).get(int(p["runner_id"]))
+        return _json(runner.as_json()) if runner else _not_found()
+
+    @fake.route("DELETE", "/orgs/{org}/actions/runners/{runner_id}/labels/{name}")
+    async def remove_label(f: FakeGitHub, r: web.Request, p: dict[str, str], b: Any) -> web.Response:
+        runner = org_runners(p["org"]).get(int(p["runner_id"]))
+        if runner is None or p["name"] not in runner.labels:
+            return _not_found()
+        runner.labels.remove(p["name"])
+        return _json({"total_count": len(runner.labels),
+                      "labels": [label_json(i, n) for i, n in enumerate(runner.labels, 1)]})
+
+    @fake.route("POST", "/orgs/{org}/actions/runners/{runner_id}/labels")
+    async def add_labels(f: FakeGitHub, r: web.Request, p: dict[str, str], b: Any) -> web.Response:
+        runner = org_runners(p["org"]).get(int(p["runner_id"]))
+        if runner is None:
+            return _not_found()
+        for name in b["labels"]:
+            if name not in runner.labels:
+                runner.labels.append(name)
+        return _json({"total_count": len(runner.labels),
+                      "labels": [label_json(i, n) for i, n in enumerate(runner.labels, 1)]})
+
+    def repo_issues(owner: str, repo: str) -> dict[int, dict[str, Any]]:
+        return st.issues.setdefault(f"{owner}/{repo}", {})
+
+    def issue_json(owner: str, repo: str, number: int, data: dict[str, Any]) -> dict[str, Any]:
+        return {"id": data["id"], "node_id": f"I_{data['id']}", "number": number,
+                "url": f"{HOST}/repos/{owner}/{repo}/issues/{number}",
+                "html_url": f"https://github.com/{owner}/{repo}/issues/{number}",
+                "title": data["title"], "body": data.get("body"), "state": data["state"],
+                "labels": [], "assignees": [user_json(a) for a in data.get("assignees", [])],
+                "user": user_json(f"{st.app_slug}[bot]", 7, "Bot"), "comments": data.get("comments", 0),
+                "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z"}
+
+    @fake.route("POST", "/repos/{owner}/{repo}/issues")
+    async def create_issue(f: FakeGitHub, r: web.Request, p: dict[str, str], b: Any) -> web.Response:
+        issues = repo_issues(p["owner"], p["repo"])
+        number = len(issues) + 1
+        issues[number] = {"id": next(st.ids), "title": b["title"], "body": b.get("body"),
+                          "state": "open", "assignees": list(b.get("assignees") or [])}
+        return _json(issue_json(p["owner"], p["repo"], number, issues[number]), 201)
+
+    @fake.route("GET", "/repos/{owner}/{repo}/issues/{issue_number}")
+    async def get_issue(f: FakeGitHub, r: web.Request, p: dict[str, str], b: Any) -> web.Response:
+        data = repo_issues(p["owner"], p["repo"]).get(int(p["issue_number"]))
+        return _json(issue_json(p["owner"], p["repo"], int(p["issue_number"]), data)) if data else _not_found()
+
+    @fake.route("POST", "/repos/{owner}/{repo}/issues/{issue_number}/comments")
+    async def create_comment(f: FakeGitHub, r: web.Request, p: dict[str, str], b: Any) -> web.Response:
+        number = int(p["issue_number"])
+        issue = repo_issues(p["owner"], p["repo"]).get(number)
+        if issue is None:
+            return _not_found()
+        cid = next(st.ids)
+        st.comments[cid] = {"id": cid, "repo": f"{p['owner']}/{p['repo']}", "issue": number,
+                            "body": b["body"], "user": f"{st.app_slug}[bot]"}
+        issue["comments"] = issue.get("comments", 0) + 1
+        return _json(comment_json(st.comments[cid]), 201)
+
+
+def comment_json(c: dict[str, Any]) -> dict[str, Any]:
+    owner_repo = c["repo"]
+    return {"id": c["id"], "node_id": f"C_{c['id']}", "body": c["body"],
+            "url": f"{HOST}/repos/{owner_repo}/issues/comments/{c['id']}",
+            "html_url": f"https://github.com/{owner_repo}/issues/{c['issue']}#issuecomment-{c['id']}",
+            "issue_url": f"{HOST}/repos/{owner_repo}/issues/{c['issue']}",
+            "user": user_json(c["user"], 7, "Bot" if c["user"].endswith("[bot]") else "User"),
+            "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z",
+            "author_association": "NONE"}
