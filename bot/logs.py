@@ -78,15 +78,20 @@ def redact(text: str) -> str:
     return text
 
 
-class _ContextFilter(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        if not hasattr(record, "delivery"):
-            record.delivery = delivery_var.get()
-        if not hasattr(record, "event"):
-            record.event = event_var.get()
-        if not hasattr(record, "installation"):
-            record.installation = installation_var.get()
-        return True
+_base_factory = logging.getLogRecordFactory()
+
+
+def _record_with_context(*args: Any, **kwargs: Any) -> logging.LogRecord:
+    """Stamp every record, whatever handler gets it, with the delivery being handled."""
+    record = _base_factory(*args, **kwargs)
+    record.delivery = delivery_var.get()
+    record.event = event_var.get()
+    record.installation = installation_var.get()
+    return record
+
+
+if getattr(_base_factory, "__name__", "") != "_record_with_context":
+    logging.setLogRecordFactory(_record_with_context)
 
 
 def _extras(record: logging.LogRecord) -> dict[str, Any]:
@@ -140,7 +145,6 @@ def setup_logging(level: str = "INFO", fmt: str = "auto", stream: Any = None) ->
         fmt = "text" if getattr(stream, "isatty", lambda: False)() else "json"
     handler = logging.StreamHandler(stream)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
-    handler.addFilter(_ContextFilter())
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
@@ -148,11 +152,6 @@ def setup_logging(level: str = "INFO", fmt: str = "auto", stream: Any = None) ->
     root.setLevel(level)
     for noisy in ("aiohttp.access", "werkzeug", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-
-
-def install_context_filter(handler: logging.Handler) -> None:
-    """Give another handler (tests' capture, gunicorn's) the delivery context fields."""
-    handler.addFilter(_ContextFilter())
 
 
 @contextlib.contextmanager

@@ -79,7 +79,7 @@ class InstallationTokens:
         ttl = int(expires - time.time() - REFRESH_MARGIN_SECONDS)
         if ttl > 0:
             await self.redis.set(self._key(installation_id), token, ex=ttl)
-        log.info("minted an installation token", extra={"installation": installation_id, "ttl": ttl})
+        log.info("minted an installation token", extra={"for_installation": installation_id, "ttl": ttl})
         return self._remember(installation_id, token, ttl)
 
     def _remember(self, installation_id: int, token: str, ttl: int) -> str:

@@ -14,7 +14,6 @@ from http import HTTPStatus
 
 from gidgethub import BadRequest, ValidationFailure, sansio
 
-
 # GitHub sends JSON, or (a repository hook's option) the JSON form-encoded as ``payload=``.
 ACCEPTED_TYPES = frozenset({"application/json", "application/x-www-form-urlencoded"})
 
