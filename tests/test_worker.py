@@ -134,5 +134,5 @@ def test_extra_routers_must_be_gidgethub_routers() -> None:
     import pytest
 
     assert build_router(("tests.support.routers:router",)).fetch  # composes
-    with pytest.raises(TypeError, match="not a gidgethub routing.Router"):
+    with pytest.raises(TypeError, match=r"not a gidgethub routing\.Router"):
         build_router(("tests.support.routers:log",))

@@ -1,9 +1,10 @@
 """Decide whether an HTTP request is a genuine GitHub delivery (no I/O).
 
 The signature is checked (gidgethub's ``validate_event``) before anything in
-the body is parsed; the body is then decoded by gidgethub's ``Event.from_http``. Only ``X-Hub-Signature-256`` counts: gidgethub
-falls back to the SHA-1 ``X-Hub-Signature`` when the SHA-256 one is absent, so
-that header is never passed on.
+the body is parsed; the body is then decoded by gidgethub's ``Event.from_http``.
+Only ``X-Hub-Signature-256`` counts: gidgethub falls back to the SHA-1
+``X-Hub-Signature`` when the SHA-256 one is absent, so that header is never
+passed on.
 """
 
 from __future__ import annotations
