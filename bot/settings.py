@@ -87,8 +87,8 @@ class Settings:
     github_retries: int = 3
     github_max_wait_seconds: float = 900.0
     redis_timeout_seconds: float = 1.0
-    web_workers: int = 2
-    web_threads: int = 8
+    web_workers: int = 3
+    web_threads: int = 4
     worker_name: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     extra_routers: tuple[str, ...] = ()
     user_agent: str = "nimbys-bot"
@@ -151,8 +151,8 @@ class Settings:
             github_retries=int(_number(env, "NIMBYS_GITHUB_RETRIES", 3)),
             github_max_wait_seconds=_number(env, "NIMBYS_GITHUB_MAX_WAIT_SECONDS", 900.0, float),
             redis_timeout_seconds=_number(env, "NIMBYS_REDIS_TIMEOUT_SECONDS", 1.0, float),
-            web_workers=max(1, int(_number(env, "NIMBYS_WEB_WORKERS", 2))),
-            web_threads=max(1, int(_number(env, "NIMBYS_WEB_THREADS", 8))),
+            web_workers=max(1, int(_number(env, "NIMBYS_WEB_WORKERS", 3))),
+            web_threads=max(1, int(_number(env, "NIMBYS_WEB_THREADS", 4))),
             worker_name=env.get("NIMBYS_WORKER_NAME") or f"{socket.gethostname()}-{os.getpid()}",
             extra_routers=extra,
         )

@@ -8,8 +8,8 @@ each keep both cores busy without an event loop's overhead.
 import os
 
 bind = f"{os.environ.get('NIMBYS_BIND', '0.0.0.0')}:{os.environ.get('PORT', '3000')}"
-workers = int(os.environ.get("NIMBYS_WEB_WORKERS", "2"))
-threads = int(os.environ.get("NIMBYS_WEB_THREADS", "8"))
+workers = int(os.environ.get("NIMBYS_WEB_WORKERS", "3"))
+threads = int(os.environ.get("NIMBYS_WEB_THREADS", "4"))
 worker_class = "gthread"
 preload_app = True  # a missing secret stops the master once, with one clear message
 accesslog = None
