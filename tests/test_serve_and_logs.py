@@ -96,3 +96,20 @@ def test_json_and_text_lines_carry_the_delivery_and_are_redacted() -> None:
             assert (data["delivery"], data["event"], data["installation"]) == ("d-1", "workflow_job", 42)
         else:
             assert "delivery=d-1 event=workflow_job installation=42" in line
+
+
+def test_replay_reads_json_lines_and_refuses_what_it_cannot_read(tmp_path: Path) -> None:
+    from bot.replay import ReplayError, load
+
+    lines = tmp_path / "deliveries.jsonl"
+    lines.write_text('{"event": "ping", "delivery": "d-1", "payload": {"zen": "Grüße"}}\n\n'
+                     '{"event": "issues", "payload": {"action": "opened"}}\n')
+    first, second = list(load([lines]))
+    assert (first.event, first.delivery, json.loads(first.body)) == ("ping", "d-1", {"zen": "Grüße"})
+    assert second.event == "issues" and second.delivery  # a fresh id when none is recorded
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"payload": {}}\n')
+    with pytest.raises(ReplayError, match=r"bad\.jsonl:1"):
+        list(load([bad]))
+    with pytest.raises(ReplayError, match=r"EVENT\.ACTION\.N\.json"):
+        list(load([tmp_path / "notes.txt"]))

@@ -8,8 +8,6 @@ answer in milliseconds whatever the handlers cost. The other routes are Flask.
 
 from __future__ import annotations
 
-import logging
-
 import redis
 from flask import Flask, Response, jsonify
 
@@ -18,8 +16,6 @@ from bot.intake.store import IntakeStore
 from bot.redis_conn import sync_client
 from bot.settings import Settings
 from bot.web.webhook import WebhookEndpoint
-
-log = logging.getLogger("bot.web")
 
 
 def create_app(settings: Settings, client: redis.Redis | None = None) -> Flask:

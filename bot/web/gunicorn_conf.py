@@ -15,3 +15,6 @@ preload_app = True  # a missing secret stops the master once, with one clear mes
 accesslog = None
 keepalive = 5
 graceful_timeout = 10
+# gunicorn's control socket lives under $HOME by default, which is read-only under the
+# systemd units and shared between instances on one machine; the bot does not use it.
+control_socket_disable = True
