@@ -1,0 +1,78 @@
+"""Walk a job's scripts statement by statement, with the environment in force at each one.
+
+In force at a statement: the workflow's, job's and step's ``env:``, what earlier
+steps wrote to ``$GITHUB_ENV`` (from PowerShell only ``$env:GITHUB_ENV`` works:
+``>> $GITHUB_ENV`` there appends to an empty variable's path and sets nothing),
+and the script's own assignments above it. A write to ``$GITHUB_ENV`` takes
+effect for later steps, never for the step that writes it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from bot.lint.model import Job, ScriptLine, Step, items, scalar, script_lines
+from bot.lint.shell import Env, is_powershell, statements, strip_comment, unwrap_start_process
+from bot.lint.source import mapping_get
+
+_PAIR = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=(.*)")
+_GITHUB_ENV_PS = re.compile(r"\$env:GITHUB_ENV\b", re.I)
+_GITHUB_ENV_SH = re.compile(r"\$\{?GITHUB_ENV\}?")
+_GITHUB_ENV_CMD = re.compile(r"%GITHUB_ENV%", re.I)
+
+
+@dataclass
+class Point:
+    """One statement of one script, with what is known at that point."""
+
+    step: Step
+    shell: str
+    line: ScriptLine
+    stmt: str
+    resolved: str
+    started: str | None  # the command a Start-Process statement starts
+    env: Env
+    assignment: bool
+
+
+def github_env_write(resolved: str, raw: str, shell: str) -> tuple[str, str] | None:
+    """``NAME=value`` appended to the file ``$GITHUB_ENV`` names, if this statement does that."""
+    if is_powershell(shell):
+        writes = _GITHUB_ENV_PS.search(raw)
+    elif shell == "cmd":
+        writes = _GITHUB_ENV_CMD.search(raw)
+    else:
+        writes = _GITHUB_ENV_SH.search(raw)
+    if not writes or not re.search(r">>|Out-File|Add-Content|Set-Content|tee\b", raw, re.I):
+        return None
+    head = re.split(r">>|\|\s*(?:Out-File|Add-Content|tee)", resolved, maxsplit=1)[0]
+    head = re.sub(r"^\s*(?:echo|Write-Output|Add-Content\s+\S+(?:\s+-Value)?)\s+", "", head, flags=re.I).strip()
+    head = head.strip().strip("\"'")
+    m = _PAIR.match(head)
+    return (m.group(1), m.group(2).strip().strip("\"'")) if m else None
+
+
+def walk(job: Job) -> Iterator[Point]:
+    github_env: dict[str, str] = {}
+    workflow_env = {k.value: scalar(v) or "" for k, v in items(mapping_get(job.workflow.root, "env"))}
+    for step in job.steps:
+        node = step.run
+        if node is None:
+            continue
+        shell = job.shell_of(step)
+        base = Env(shell)
+        env_values = {**workflow_env, **job.env, **github_env, **step.env}
+        env = Env(shell, {k: base.resolve(v) for k, v in env_values.items()})
+        pending: dict[str, str] = {}
+        for line in script_lines(job.workflow.workflow, node, shell):
+            code = strip_comment(line.text, shell)
+            for stmt in statements(code) if code else []:
+                assigned = env.assign(stmt)
+                resolved = env.resolve(stmt)
+                written = github_env_write(resolved, stmt, shell)
+                if written:
+                    pending[written[0]] = written[1]
+                yield Point(step, shell, line, stmt, resolved, unwrap_start_process(resolved), env, assigned)
+        github_env.update(pending)

@@ -1,0 +1,353 @@
+"""The parts of a workflow the rules look at: jobs, steps, scripts, with their positions.
+
+Which jobs are NIMBYS jobs is decided here, conservatively, as the rules doc
+says: a job targets the pool when its ``runs-on`` *can* resolve to a pool
+label, whether written as a label, a list, a group, an expression literal
+(also inside a ``fromJSON`` array literal), a matrix value or an input's
+default/options.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from bot.lint.source import Workflow, mapping_get
+
+_EXPR = re.compile(r"\$\{\{(.*?)\}\}", re.S)
+_LITERAL = re.compile(r"'((?:[^']|'')*)'")
+_JSON_STRING = re.compile(r'"([^"\\]*)"')
+_MATRIX_REF = re.compile(r"\bmatrix\.([A-Za-z0-9_-]+)")
+_INPUT_REF = re.compile(r"\b(?:github\.event\.)?inputs\.([A-Za-z0-9_-]+)")
+
+
+def scalar(node: Node | None) -> str | None:
+    return node.value if isinstance(node, ScalarNode) else None
+
+
+def line_of(node: Node) -> int:
+    return node.start_mark.line + 1
+
+
+def col_of(node: Node) -> int:
+    return node.start_mark.column + 1
+
+
+def key_node(mapping: Node, key: str) -> ScalarNode | None:
+    """The key node itself (for findings reported on ``key:``)."""
+    found = None
+    if isinstance(mapping, MappingNode):
+        for k, _v in mapping.value:
+            if isinstance(k, ScalarNode) and k.value == key:
+                found = k
+    return found
+
+
+def items(mapping: Node | None) -> list[tuple[ScalarNode, Node]]:
+    if not isinstance(mapping, MappingNode):
+        return []
+    return [(k, v) for k, v in mapping.value if isinstance(k, ScalarNode)]
+
+
+def all_scalars(node: Node | None, budget: int = 20000) -> list[str]:
+    """Every scalar's text under a node (keys included), for keyword search."""
+    out: list[str] = []
+    stack = [node] if node is not None else []
+    while stack and budget > 0:
+        budget -= 1
+        current = stack.pop()
+        if isinstance(current, ScalarNode):
+            out.append(current.value)
+        elif isinstance(current, MappingNode):
+            for k, v in current.value:
+                stack += [k, v]
+        elif isinstance(current, SequenceNode):
+            stack += current.value
+    return out
+
+
+@dataclass
+class ScriptLine:
+    """One logical script line: its text (continuations joined) and the file line it starts on."""
+
+    text: str
+    line: int
+    column: int
+
+
+@dataclass
+class Step:
+    node: MappingNode
+    index: int
+
+    def get(self, key: str) -> Node | None:
+        return mapping_get(self.node, key)
+
+    @property
+    def run(self) -> ScalarNode | None:
+        node = self.get("run")
+        return node if isinstance(node, ScalarNode) else None
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {k.value: (scalar(v) or "") for k, v in items(self.get("env"))}
+
+    @property
+    def line(self) -> int:
+        return line_of(self.node)
+
+
+@dataclass
+class Job:
+    id: str
+    key: ScalarNode
+    node: MappingNode
+    workflow: WorkflowModel
+    candidates: set[str] = field(default_factory=set)
+
+    def get(self, key: str) -> Node | None:
+        return mapping_get(self.node, key)
+
+    @property
+    def runs_on(self) -> Node | None:
+        return self.get("runs-on")
+
+    @property
+    def runs_on_key(self) -> ScalarNode | None:
+        return key_node(self.node, "runs-on")
+
+    @property
+    def calls_workflow(self) -> bool:
+        return self.get("uses") is not None
+
+    @cached_property
+    def nimbys(self) -> bool:
+        return not self.calls_workflow and bool(self.candidates & self.workflow.pool)
+
+    @property
+    def linux(self) -> bool:
+        return "linux" in self.candidates
+
+    @cached_property
+    def steps(self) -> list[Step]:
+        node = self.get("steps")
+        if not isinstance(node, SequenceNode):
+            return []
+        return [Step(s, i) for i, s in enumerate(node.value) if isinstance(s, MappingNode)]
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {k.value: (scalar(v) or "") for k, v in items(self.get("env"))}
+
+    def shell_of(self, step: Step) -> str:
+        """The shell a step's ``run:`` runs under, lower-case first word (pwsh, powershell, bash, cmd, ...)."""
+        for source in (step.get("shell"), _default_shell(self.node), _default_shell(self.workflow.root)):
+            value = scalar(source)
+            if value:
+                return value.strip().split()[0].lower()
+        return "bash" if self.linux else "pwsh"
+
+    def matrix_values(self, key: str) -> list[Node]:
+        matrix = mapping_get(self.get("strategy") or MappingNode("", []), "matrix")
+        values: list[Node] = []
+        direct = mapping_get(matrix, key) if matrix is not None else None
+        if isinstance(direct, SequenceNode):
+            values += direct.value
+        elif direct is not None:
+            values.append(direct)
+        for entry in _seq(mapping_get(matrix, "include") if matrix is not None else None):
+            value = mapping_get(entry, key)
+            if value is not None:
+                values.append(value)
+        return values
+
+    @cached_property
+    def combinations(self) -> list[dict[str, str]]:
+        """Matrix combinations with include/exclude applied (values as text; expressions count once)."""
+        matrix = mapping_get(self.get("strategy") or MappingNode("", []), "matrix")
+        if matrix is None:
+            return [{}]
+        if isinstance(matrix, ScalarNode):
+            return [{}]  # a matrix given by an expression counts 1
+        axes = [(k.value, _seq(v)) for k, v in items(matrix) if k.value not in {"include", "exclude"}]
+        axes = [(name, vals) for name, vals in axes if vals]
+        combos: list[dict[str, str]] = []
+        if axes:
+            for values in itertools.product(*(vals for _n, vals in axes)):
+                combos.append({name: _text(v) for (name, _), v in zip(axes, values, strict=True)})
+        for entry in _seq(mapping_get(matrix, "exclude")):
+            drop = {k.value: _text(v) for k, v in items(entry)}
+            combos = [c for c in combos if any(c.get(k) != v for k, v in drop.items())]
+        base_keys = {name for name, _ in axes}
+        for entry in _seq(mapping_get(matrix, "include")):
+            extra = {k.value: _text(v) for k, v in items(entry)}
+            matched = False
+            for combo in combos:
+                if all(combo.get(k) == v for k, v in extra.items() if k in base_keys):
+                    combo.update({k: v for k, v in extra.items() if k not in base_keys})
+                    matched = True
+            if not matched or not combos:
+                combos.append(extra)
+        return combos or [{}]
+
+
+def _default_shell(node: Node) -> Node | None:
+    defaults = mapping_get(node, "defaults")
+    run = mapping_get(defaults, "run") if defaults is not None else None
+    return mapping_get(run, "shell") if run is not None else None
+
+
+def _seq(node: Node | None) -> list[Node]:
+    return list(node.value) if isinstance(node, SequenceNode) else []
+
+
+def _text(node: Node) -> str:
+    if isinstance(node, ScalarNode):
+        return node.value
+    return " ".join(all_scalars(node))
+
+
+class WorkflowModel:
+    """A parsed workflow and its jobs, with the pool labels it is linted against."""
+
+    def __init__(self, workflow: Workflow, pool: frozenset[str]) -> None:
+        self.workflow = workflow
+        self.root: MappingNode = workflow.root
+        self.pool = pool
+        self.jobs: list[Job] = []
+        for key, value in items(mapping_get(self.root, "jobs")):
+            if isinstance(value, MappingNode):
+                job = Job(key.value, key, value, self)
+                job.candidates = self._candidates(job)
+                self.jobs.append(job)
+
+    @property
+    def path(self) -> str:
+        return self.workflow.path
+
+    @cached_property
+    def on(self) -> Node | None:
+        # YAML 1.1 reads a bare `on` key as the boolean true; PyYAML's composer keeps the text.
+        return mapping_get(self.root, "on") or mapping_get(self.root, "true")
+
+    @property
+    def on_key(self) -> ScalarNode | None:
+        return key_node(self.root, "on") or key_node(self.root, "true")
+
+    def trigger_node(self, names: tuple[str, ...] = ("pull_request", "pull_request_target")) -> Node | None:
+        """Where the workflow says it runs on a PR: the trigger's key, or the ``on:`` line."""
+        on = self.on
+        if isinstance(on, ScalarNode):
+            return self.on_key if on.value in names else None
+        if isinstance(on, SequenceNode):
+            return self.on_key if any(scalar(v) in names for v in on.value) else None
+        for k, _v in items(on):
+            if k.value in names:
+                return k
+        return None
+
+    def inputs(self, name: str) -> list[Node]:
+        """An input's default and options, from workflow_dispatch and workflow_call."""
+        found: list[Node] = []
+        on = self.on
+        for trigger in ("workflow_dispatch", "workflow_call"):
+            spec = mapping_get(on, trigger) if isinstance(on, MappingNode) else None
+            inputs = mapping_get(spec, "inputs") if spec is not None else None
+            entry = mapping_get(inputs, name) if inputs is not None else None
+            if entry is None:
+                continue
+            for part in ("default", "options"):
+                value = mapping_get(entry, part)
+                if isinstance(value, SequenceNode):
+                    found += value.value
+                elif value is not None:
+                    found.append(value)
+        return found
+
+    def _candidates(self, job: Job) -> set[str]:
+        """Every label the job's runs-on could resolve to, lower-cased."""
+        out: set[str] = set()
+        seen: set[int] = set()
+
+        def visit(node: Node | None, depth: int = 0) -> None:
+            if node is None or depth > 6 or id(node) in seen:
+                return
+            seen.add(id(node))
+            if isinstance(node, SequenceNode):
+                for item in node.value:
+                    visit(item, depth + 1)
+            elif isinstance(node, MappingNode):
+                for k, v in items(node):
+                    if k.value in {"group", "labels"}:
+                        visit(v, depth + 1)
+            elif isinstance(node, ScalarNode):
+                text = node.value
+                expressions = _EXPR.findall(text)
+                if not expressions:
+                    out.add(text.strip().lower())
+                    return
+                for expr in expressions:
+                    for literal in _LITERAL.findall(expr):
+                        literal = literal.replace("''", "'")
+                        out.add(literal.strip().lower())
+                        for inner in _JSON_STRING.findall(literal):
+                            out.add(inner.strip().lower())
+                    for ref in _MATRIX_REF.findall(expr):
+                        for value in job.matrix_values(ref):
+                            visit(value, depth + 1)
+                    for ref in _INPUT_REF.findall(expr):
+                        for value in self.inputs(ref):
+                            visit(value, depth + 1)
+                rest = _EXPR.sub(" ", text).strip()
+                if rest:
+                    out.add(rest.lower())
+
+        visit(job.runs_on)
+        return out
+
+
+# ---- scripts ---------------------------------------------------------------------------------
+
+
+def script_lines(workflow: Workflow, node: ScalarNode, shell: str) -> list[ScriptLine]:
+    """The script of a ``run:`` value as logical lines, each with the file line it starts on.
+
+    Block scalars (``|``, ``>``) are read from the file's own lines, so a finding
+    points at the exact line inside the script; continuation lines (PowerShell's
+    trailing backtick, bash's backslash, cmd's caret) are joined onto the first.
+    """
+    raw: list[tuple[str, int, int]] = []
+    if node.style in ("|", ">"):
+        lines = workflow.text.splitlines()
+        start = node.start_mark.line + 1  # 0-based index of the first content line
+        end = node.end_mark.line if node.end_mark.column == 0 else node.end_mark.line + 1
+        chunk = lines[start:end]
+        indents = [len(s) - len(s.lstrip()) for s in chunk if s.strip()]
+        indent = min(indents) if indents else 0
+        for offset, text in enumerate(chunk):
+            raw.append((text[indent:], start + offset + 1, indent + 1))
+    else:
+        for offset, text in enumerate(node.value.splitlines() or [""]):
+            raw.append((text.strip(), line_of(node) + offset, col_of(node) if offset == 0 else 1))
+    continuation = {"pwsh": "`", "powershell": "`", "bash": "\\", "sh": "\\", "cmd": "^"}.get(shell, "\\")
+    out: list[ScriptLine] = []
+    pending: ScriptLine | None = None
+    for text, line, column in raw:
+        stripped = text.rstrip()
+        if pending is not None:
+            pending.text += " " + stripped.strip()
+        else:
+            lead = len(text) - len(text.lstrip())
+            pending = ScriptLine(stripped.strip(), line, column + lead)
+        if pending.text.endswith(continuation) and not pending.text.strip().startswith("#"):
+            pending.text = pending.text[: -len(continuation)].rstrip()
+            continue
+        out.append(pending)
+        pending = None
+    if pending is not None:
+        out.append(pending)
+    return [s for s in out if s.text]
