@@ -54,17 +54,28 @@ def github_env_write(resolved: str, raw: str, shell: str) -> tuple[str, str] | N
     return (m.group(1), m.group(2).strip().strip("\"'")) if m else None
 
 
-def walk(job: Job) -> Iterator[Point]:
+def walk(job: Job, contexts: dict[int, Env] | None = None) -> Iterator[Point]:
+    """Every statement of every script of the job, in order.
+
+    ``contexts``, when given, is filled with the environment each step starts
+    with (``uses:`` steps included), keyed by the step's index.
+    """
     github_env: dict[str, str] = {}
     workflow_env = {k.value: scalar(v) or "" for k, v in items(mapping_get(job.workflow.root, "env"))}
     for step in job.steps:
         node = step.run
+        shell = job.shell_of(step)
+        # ${{ env.X }} in a step's env reads the env context: workflow, job, earlier GITHUB_ENV writes.
+        context = Env(shell)
+        for layer in (workflow_env, job.env):
+            context.env.update({k: context.resolve(v) for k, v in layer.items()})
+        context.env.update(github_env)
+        step_values = {k: context.resolve(v) for k, v in step.env.items()}
+        env = Env(shell, {**context.env, **step_values})
+        if contexts is not None:
+            contexts[step.index] = Env(shell, dict(env.env))
         if node is None:
             continue
-        shell = job.shell_of(step)
-        base = Env(shell)
-        env_values = {**workflow_env, **job.env, **github_env, **step.env}
-        env = Env(shell, {k: base.resolve(v) for k, v in env_values.items()})
         pending: dict[str, str] = {}
         for line in script_lines(job.workflow.workflow, node, shell):
             code = strip_comment(line.text, shell)

@@ -19,6 +19,7 @@ _PS_ENV = re.compile(r"\$\{?env:([A-Za-z_][A-Za-z0-9_]*)\}?", re.I)
 _PS_VAR = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
 _SH_VAR = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
 _CMD_VAR = re.compile(r"%([A-Za-z_][A-Za-z0-9_]*)%")
+_TARGET = re.compile(r"^\s*\$(?:global:|script:)?[A-Za-z_][A-Za-z0-9_]*\s*=(?!=)\s*")
 _ASSIGN_PS = re.compile(r"^\$(?:global:|script:)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.+)$")
 _ASSIGN_ENV_PS = re.compile(r"^\$env:([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.+)$", re.I)
 _ASSIGN_SH = re.compile(r"^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$")
@@ -105,7 +106,13 @@ class Env:
     local: dict[str, str] = field(default_factory=dict)
 
     def resolve(self, text: str) -> str:
-        """Substitute what the shell would, marking work-dir values with <workdir>."""
+        """Substitute what the shell would, marking work-dir values with <workdir>.
+
+        The target of an assignment (``$x = ...``) is kept as written.
+        """
+        target = _TARGET.match(text)
+        if target:
+            return target.group(0) + self.resolve(text[target.end():])
         text = _EXPR.sub(lambda m: self._expr(m.group(1)), text)
         text = _CWD_EXPRS.sub(WORKDIR, text)
         if is_powershell(self.shell):
@@ -142,7 +149,11 @@ class Env:
         return self.local.get(lower, "")
 
     def assign(self, statement: str) -> bool:
-        """Record ``$x = ...`` / ``X=...`` / ``$env:X = ...``; True when the statement was one."""
+        """Record ``$x = ...`` / ``X=...`` / ``$env:X = ...``.
+
+        True when the statement only assigns a value; False for anything else,
+        including ``$out = some-program ...``, which runs a program too.
+        """
         if is_powershell(self.shell):
             m = _ASSIGN_ENV_PS.match(statement)
             if m:
@@ -157,7 +168,7 @@ class Env:
                 # Remember values, not commands: `$p = Start-Process ...` holds a process, not a path.
                 is_value = value[:1] in "\"'($@" or re.match(r"^[A-Za-z]:[\\/]|^\.{1,2}[\\/]|^[\w.\\/-]+$", value)
                 self.local[m.group(1).lower()] = _unquote(self.resolve(value)) if is_value else ""
-                return True
+                return bool(is_value)  # `$out = lemonade-server pull` still runs a command
             return False
         m = _ASSIGN_SH.match(statement)
         if m and self.shell != "cmd":
@@ -219,6 +230,8 @@ def program(statement: str) -> str:
     return first[:-4] if first.endswith(".exe") else first
 
 
+_ARG = r"(?:\"(?:[^\"`]|`.)*\"|'[^']*'|[^\s\"',]+)"
+_ARGUMENT_LIST = re.compile(rf"-(?:ArgumentList|Args)\s+({_ARG}(?:\s*,\s*{_ARG})*)", re.I)
 _START_PROCESS = re.compile(r"^(?:\$[\w:]+\s*=\s*)?(?:Start-Process|saps|start)\s+(.*)$", re.I)
 
 
@@ -229,7 +242,7 @@ def unwrap_start_process(statement: str) -> str | None:
         return None
     rest = m.group(1)
     arguments: list[str] = []
-    arg_match = re.search(r"-(?:ArgumentList|Args)\s+(.*?)(?=\s-[A-Za-z]+\b(?![=\\/])|$)", rest, re.I)
+    arg_match = _ARGUMENT_LIST.search(rest)
     if arg_match:
         rest = rest[: arg_match.start()] + rest[arg_match.end():]
         for piece in re.split(r"\s*,\s*", arg_match.group(1).strip()):
