@@ -139,6 +139,10 @@ class Job:
             return []
         return [Step(s, i) for i, s in enumerate(node.value) if isinstance(s, MappingNode)]
 
+    @cached_property
+    def steps_by_index(self) -> dict[int, Step]:
+        return {step.index: step for step in self.steps}
+
     @property
     def env(self) -> dict[str, str]:
         return {k.value: (scalar(v) or "") for k, v in items(self.get("env"))}

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 POWERSHELL = frozenset({"pwsh", "powershell"})
 
 _EXPR = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
-_PS_ENV = re.compile(r"\$\{?env:([A-Za-z_][A-Za-z0-9_]*)\}?", re.I)
+_PS_ENV = re.compile(r"\$\{env:([^}]+)\}|\$env:([A-Za-z_][A-Za-z0-9_]*)", re.I)
 _PS_VAR = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
 _SH_VAR = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
 _CMD_VAR = re.compile(r"%([A-Za-z_][A-Za-z0-9_]*)%")
@@ -116,7 +116,7 @@ class Env:
         text = _EXPR.sub(lambda m: self._expr(m.group(1)), text)
         text = _CWD_EXPRS.sub(WORKDIR, text)
         if is_powershell(self.shell):
-            text = _PS_ENV.sub(lambda m: self._env(m.group(1), m.group(0)), text)
+            text = _PS_ENV.sub(lambda m: self._env(m.group(1) or m.group(2), m.group(0)), text)
             text = _PS_VAR.sub(lambda m: self._ps_var(m.group(0), m.group(1)), text)
         elif self.shell == "cmd":
             text = _CMD_VAR.sub(lambda m: self._env(m.group(1), m.group(0)), text)
@@ -146,7 +146,9 @@ class Env:
             return whole
         if lower == "pwd" or lower == "psscriptroot":
             return WORKDIR
-        return self.local.get(lower, "")
+        value = self.local.get(lower, "")
+        # A path with spaces stays one word where it is used (`& $exe args`).
+        return f'"{value}"' if " " in value and not value.startswith(("'", '"')) else value
 
     def assign(self, statement: str) -> bool:
         """Record ``$x = ...`` / ``X=...`` / ``$env:X = ...``.
