@@ -5,6 +5,7 @@ web, worker   the two halves, as the Procfile runs them
 replay        send recorded deliveries to a running receiver, signed
 dead-letters  list (or requeue) deliveries whose handlers kept failing
 actions       list the writes a dry-run bot would have made
+lint          lint NIMBYS workflow files (text, json, sarif or github output)
 """
 
 from __future__ import annotations
@@ -229,6 +230,12 @@ def cmd_actions(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_lint(args: argparse.Namespace) -> int:
+    from bot.lint.cli import run
+
+    return run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nimbys", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -246,6 +253,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--url", help="receiver URL (default http://127.0.0.1:$PORT/webhook)")
     p.add_argument("--secret", help="webhook secret (default WEBHOOK_SECRET or serve's generated one)")
     p.set_defaults(func=cmd_replay)
+    from bot.lint.cli import add_arguments as lint_arguments
+
+    p = sub.add_parser("lint", help="lint NIMBYS workflow files")
+    lint_arguments(p)
+    p.set_defaults(func=cmd_lint)
     p = sub.add_parser("dead-letters", help="deliveries whose handlers kept failing")
     p.add_argument("--json", action="store_true")
     p.add_argument("--requeue", nargs="+", metavar="DELIVERY", help="requeue these (or 'all')")

@@ -54,12 +54,23 @@ def github_env_write(resolved: str, raw: str, shell: str) -> tuple[str, str] | N
     return (m.group(1), m.group(2).strip().strip("\"'")) if m else None
 
 
-def walk(job: Job, contexts: dict[int, Env] | None = None) -> Iterator[Point]:
-    """Every statement of every script of the job, in order.
+def walk(job: Job, contexts: dict[int, Env] | None = None) -> list[Point]:
+    """Every statement of every script of the job, in order (computed once per job).
 
     ``contexts``, when given, is filled with the environment each step starts
     with (``uses:`` steps included), keyed by the step's index.
     """
+    cached = job.__dict__.get("_walk")
+    if cached is None:
+        starts: dict[int, Env] = {}
+        cached = (list(_walk(job, starts)), starts)
+        job.__dict__["_walk"] = cached
+    if contexts is not None:
+        contexts.update(cached[1])
+    return cached[0]
+
+
+def _walk(job: Job, contexts: dict[int, Env]) -> Iterator[Point]:
     github_env: dict[str, str] = {}
     workflow_env = {k.value: scalar(v) or "" for k, v in items(mapping_get(job.workflow.root, "env"))}
     for step in job.steps:
@@ -72,8 +83,7 @@ def walk(job: Job, contexts: dict[int, Env] | None = None) -> Iterator[Point]:
         context.env.update(github_env)
         step_values = {k: context.resolve(v) for k, v in step.env.items()}
         env = Env(shell, {**context.env, **step_values})
-        if contexts is not None:
-            contexts[step.index] = Env(shell, dict(env.env))
+        contexts[step.index] = Env(shell, dict(env.env))
         if node is None:
             continue
         pending: dict[str, str] = {}

@@ -326,7 +326,7 @@ def script_lines(workflow: Workflow, node: ScalarNode, shell: str) -> list[Scrip
     """
     raw: list[tuple[str, int, int]] = []
     if node.style in ("|", ">"):
-        lines = workflow.text.splitlines()
+        lines = workflow.lines
         start = node.start_mark.line + 1  # 0-based index of the first content line
         end = node.end_mark.line if node.end_mark.column == 0 else node.end_mark.line + 1
         chunk = lines[start:end]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 POWERSHELL = frozenset({"pwsh", "powershell"})
 
@@ -23,6 +24,14 @@ _TARGET = re.compile(r"^\s*\$(?:global:|script:)?[A-Za-z_][A-Za-z0-9_]*\s*=(?!=)
 _ASSIGN_PS = re.compile(r"^\$(?:global:|script:)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.+)$")
 _ASSIGN_ENV_PS = re.compile(r"^\$env:([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.+)$", re.I)
 _ASSIGN_SH = re.compile(r"^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$")
+
+_HAS_VARIABLE = re.compile(r"[$%`]|\(\s*(?:Get-|Resolve-)", re.I)
+_PLAIN_VALUE = re.compile(r"^[A-Za-z]:[\\/]|^\.{1,2}[\\/]|^[\w.\\/-]+$")
+_JOIN_PATH = re.compile(r"^Join-Path\s+(\S+)\s+(\S+)\s*$", re.I)
+_CMD_SET = re.compile(r"^set\s+\"?([A-Za-z_][A-Za-z0-9_]*)=(.*?)\"?$", re.I)
+_PREFIX = re.compile(r"^(?:\$[\w:]+\s*=\s*|if\s*\(.*?\)\s*|else\s*|elseif\s*\(.*?\)\s*|try\s*|\(\s*)", re.I)
+_AMP = re.compile(r"^&\s*")
+_WORDS = re.compile(r"\"[^\"]*\"|'[^']*'|\S+")
 
 WORKDIR = "<workdir>"  # what a work-dir-relative value resolves to
 _CWD_EXPRS = re.compile(
@@ -47,6 +56,7 @@ def is_powershell(shell: str) -> bool:
     return shell in POWERSHELL
 
 
+@lru_cache(maxsize=8192)
 def strip_comment(text: str, shell: str) -> str:
     """The line without a trailing comment (outside quotes)."""
     if shell == "cmd":
@@ -63,8 +73,15 @@ def strip_comment(text: str, shell: str) -> str:
     return text
 
 
-def statements(text: str) -> list[str]:
-    """Split a line on ``;``, ``&&``, ``||`` and block braces outside quotes, keeping order."""
+_NEEDS_CAREFUL = re.compile(r"[\"'()]")
+_SPLIT_SIMPLE = re.compile(r";|\{|\}|&&|\|\|")
+
+
+@lru_cache(maxsize=8192)
+def statements(text: str) -> tuple[str, ...]:
+    """Split a line on ``;``, ``&&``, ``||`` and block braces outside quotes, keeping order (cached: a tuple)."""
+    if not _NEEDS_CAREFUL.search(text):
+        return tuple(p.strip() for p in _SPLIT_SIMPLE.split(text) if p.strip())
     parts: list[str] = []
     current: list[str] = []
     quote = ""
@@ -94,7 +111,7 @@ def statements(text: str) -> list[str]:
             current.append(ch)
         i += 1
     parts.append("".join(current))
-    return [p.strip() for p in parts if p.strip()]
+    return tuple(p.strip() for p in parts if p.strip())
 
 
 @dataclass
@@ -110,6 +127,8 @@ class Env:
 
         The target of an assignment (``$x = ...``) is kept as written.
         """
+        if not _HAS_VARIABLE.search(text):
+            return text
         target = _TARGET.match(text)
         if target:
             return target.group(0) + self.resolve(text[target.end():])
@@ -164,11 +183,11 @@ class Env:
             m = _ASSIGN_PS.match(statement)
             if m and not m.group(2).startswith("="):
                 value = m.group(2).strip()
-                joined = re.match(r"^Join-Path\s+(\S+)\s+(\S+)\s*$", value, re.I)
+                joined = _JOIN_PATH.match(value)
                 if joined:
                     value = '"' + _unquote(joined.group(1)) + "\\" + _unquote(joined.group(2)) + '"'
                 # Remember values, not commands: `$p = Start-Process ...` holds a process, not a path.
-                is_value = value[:1] in "\"'($@" or re.match(r"^[A-Za-z]:[\\/]|^\.{1,2}[\\/]|^[\w.\\/-]+$", value)
+                is_value = value[:1] in "\"'($@" or _PLAIN_VALUE.match(value)
                 self.local[m.group(1).lower()] = _unquote(self.resolve(value)) if is_value else ""
                 return bool(is_value)  # `$out = lemonade-server pull` still runs a command
             return False
@@ -177,7 +196,7 @@ class Env:
             self.env[m.group(1)] = _unquote(self.resolve(m.group(2)))
             return True
         if self.shell == "cmd":
-            m = re.match(r"^set\s+\"?([A-Za-z_][A-Za-z0-9_]*)=(.*?)\"?$", statement, re.I)
+            m = _CMD_SET.match(statement)
             if m:
                 self.env[m.group(1)] = self.resolve(m.group(2))
                 return True
@@ -191,6 +210,7 @@ def _unquote(text: str) -> str:
     return text
 
 
+@lru_cache(maxsize=8192)
 def inside_workdir(path: str) -> bool:
     """Is a (resolved) path inside the job's work dir?"""
     path = _unquote(path.strip())
@@ -205,26 +225,25 @@ def inside_workdir(path: str) -> bool:
     return True  # relative: .\x, ./x, x
 
 
+@lru_cache(maxsize=8192)
 def outside_path(text: str) -> str | None:
     """The first path-looking part of a resolved text that lies outside the work dir, if any."""
     m = _OUTSIDE.search(text)
     return m.group(0).strip() if m else None
 
 
-def words(statement: str) -> list[str]:
-    """Whitespace-separated words, quotes kept together and removed."""
-    out = []
-    for m in re.finditer(r"\"[^\"]*\"|'[^']*'|\S+", statement):
-        out.append(_unquote(m.group(0)))
-    return out
+@lru_cache(maxsize=8192)
+def words(statement: str) -> tuple[str, ...]:
+    """Whitespace-separated words, quotes kept together and removed (cached: a tuple)."""
+    return tuple(_unquote(m.group(0)) for m in _WORDS.finditer(statement))
 
 
+@lru_cache(maxsize=8192)
 def program(statement: str) -> str:
     """The program a statement starts, lower-case, without path or .exe (``& 'x.exe'`` included)."""
     text = statement.strip()
-    text = re.sub(r"^(?:\$[\w:]+\s*=\s*|if\s*\(.*?\)\s*|else\s*|elseif\s*\(.*?\)\s*|try\s*|\(\s*)", "", text,
-                  flags=re.I)
-    text = re.sub(r"^&\s*", "", text)
+    text = _PREFIX.sub("", text)
+    text = _AMP.sub("", text)
     ws = words(text)
     if not ws:
         return ""
@@ -237,6 +256,7 @@ _ARGUMENT_LIST = re.compile(rf"-(?:ArgumentList|Args)\s+({_ARG}(?:\s*,\s*{_ARG})
 _START_PROCESS = re.compile(r"^(?:\$[\w:]+\s*=\s*)?(?:Start-Process|saps|start)\s+(.*)$", re.I)
 
 
+@lru_cache(maxsize=8192)
 def unwrap_start_process(statement: str) -> str | None:
     """``Start-Process -FilePath X -ArgumentList "a b"`` as the command it starts, ``X a b``."""
     m = _START_PROCESS.match(statement.strip())

@@ -20,6 +20,7 @@ import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import yaml
@@ -35,7 +36,7 @@ _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when built wi
 _CONFLICT = re.compile(r"^(<{7}|={7}|>{7})(?:\s|$)", re.M)
 
 
-@dataclass(frozen=True)
+@dataclass
 class Workflow:
     """A parsed workflow: the raw text (for script lines) and the node graph (for positions)."""
 
@@ -43,7 +44,7 @@ class Workflow:
     text: str
     root: MappingNode
 
-    @property
+    @cached_property
     def lines(self) -> list[str]:
         return self.text.splitlines()
 

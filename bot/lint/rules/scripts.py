@@ -11,9 +11,7 @@ from bot.lint.shell import inside_workdir, outside_path, program, words
 
 _PIP_INSTALL = re.compile(r"(?:^|[\s&/\\])(?:pip3?|python3?(?:\.exe)?\s+-m\s+pip|py\s+-m\s+pip|uv\s+pip)\s+install\b",
                           re.I)
-_USER_FLAG = re.compile(r"\s--user\b")
-_NPM_GLOBAL = re.compile(r"\bnpm(?:\.cmd)?\s+(?:install|i|add)\b.*\s(?:-g|--global)\b", re.I)
-_ALWAYS = [
+_ALWAYS_LIST = [
     (re.compile(r"\bchoco(?:\.exe)?\s+install\b", re.I), "choco install"),
     (re.compile(r"\bwinget(?:\.exe)?\s+install\b", re.I), "winget install"),
     (re.compile(r"\bmsiexec(?:\.exe)?\b.*\s/(?:i|package)\b", re.I), "msiexec /i"),
@@ -27,7 +25,13 @@ _ALWAYS = [
      "install script piped to iex"),
     (re.compile(r"\bpnputil(?:\.exe)?\b.*\s/add-driver\b|\bInstall-WindowsUpdate\b|\bwusa(?:\.exe)?\b", re.I),
      "driver or Windows Update install"),
+    (re.compile(r"(?:^|[\s&/\\])(?:pip3?|python3?(?:\.exe)?\s+-m\s+pip|py\s+-m\s+pip|uv\s+pip)\s+install\b.*\s--user\b",
+                re.I), "pip install --user"),
+    (re.compile(r"\bnpm(?:\.cmd)?\s+(?:install|i|add)\b.*\s(?:-g|--global)\b", re.I), "npm install -g"),
 ]
+# One search instead of one per pattern: most lines match none of them.
+_ALWAYS = re.compile("|".join(f"(?P<p{i}>{p.pattern})" for i, (p, _) in enumerate(_ALWAYS_LIST)), re.I)
+_ALWAYS_WHAT = {f"p{i}": what for i, (_, what) in enumerate(_ALWAYS_LIST)}
 # Commands that write wherever their arguments point; copy/move write to their destination;
 # others write where one of their options says.
 _ALWAYS_WRITE = frozenset({"mkdir", "md", "new-item", "ni", "expand-archive", "out-file", "set-content",
@@ -65,7 +69,7 @@ def check_job(report: Report, job: Job) -> None:
         _persistent(report, line, stmt, resolved)
         if point.started:
             _persistent(report, line, point.started, point.started)
-        if point.assignment:
+        if point.assignment or not _MAYBE_OTHER.search(resolved):
             continue
         _named_env(report, line, stmt)
         key = id(point.step)
@@ -110,20 +114,22 @@ def _named_env(report: Report, line: ScriptLine, stmt: str) -> None:
                    "`conda env create` without -p/--prefix creates a named env outside the work dir")
 
 
+_MAYBE_OTHER = re.compile(r"pip|activate|lemonade|conda|python|py\b|uv\b", re.I)
+
+
 def _persistent(report: Report, line: ScriptLine, stmt: str, resolved: str) -> None:
     def add(what: str) -> None:
         report.add("persistent-install", line.line, line.column, f"{what}: persists on the laptop across jobs")
 
-    if _PIP_INSTALL.search(stmt) and _USER_FLAG.search(stmt):
-        return add("pip install --user")
-    if _NPM_GLOBAL.search(stmt):
-        return add("npm install -g")
-    for pattern, what in _ALWAYS:
-        if pattern.search(stmt) or pattern.search(resolved):
-            return add(what)
+    always = _ALWAYS.search(resolved)
+    if always:
+        return add(_ALWAYS_WHAT[always.lastgroup or "p0"])
+    silent = _SILENT.search(resolved)
+    if not silent and not outside_path(resolved):
+        return None  # everything below needs a silent installer or a path outside the work dir
     ws = words(resolved)
     prog = program(resolved)
-    if _SILENT.search(resolved) and (prog.endswith(".exe") or ".exe" in resolved.lower()
+    if silent and (prog.endswith(".exe") or ".exe" in resolved.lower()
                                      or prog in {"start-process", "saps"}):
         target = _SILENT_TARGET.search(resolved)
         if target is None:
