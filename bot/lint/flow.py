@@ -95,5 +95,6 @@ def _walk(job: Job, contexts: dict[int, Env]) -> Iterator[Point]:
                 written = github_env_write(resolved, stmt, shell)
                 if written:
                     pending[written[0]] = written[1]
-                yield Point(step, shell, line, stmt, resolved, unwrap_start_process(resolved), env, assigned)
+                yield Point(step, shell, line, stmt, resolved, unwrap_start_process(resolved), env.snapshot(),
+                            assigned)
         github_env.update(pending)

@@ -116,11 +116,18 @@ def statements(text: str) -> tuple[str, ...]:
 
 @dataclass
 class Env:
-    """Variables in force while reading one script: the environment and the shell's own."""
+    """Variables in force while reading one script: the environment and the shell's own.
+
+    Assignments replace the dicts instead of changing them, so a snapshot taken
+    at a statement (``snapshot``) keeps what was in force there.
+    """
 
     shell: str
     env: dict[str, str] = field(default_factory=dict)
     local: dict[str, str] = field(default_factory=dict)
+
+    def snapshot(self) -> Env:
+        return Env(self.shell, self.env, self.local)
 
     def resolve(self, text: str) -> str:
         """Substitute what the shell would, marking work-dir values with <workdir>.
@@ -178,7 +185,7 @@ class Env:
         if is_powershell(self.shell):
             m = _ASSIGN_ENV_PS.match(statement)
             if m:
-                self.env[m.group(1)] = _unquote(self.resolve(m.group(2)))
+                self.env = {**self.env, m.group(1): _unquote(self.resolve(m.group(2)))}
                 return True
             m = _ASSIGN_PS.match(statement)
             if m and not m.group(2).startswith("="):
@@ -188,17 +195,17 @@ class Env:
                     value = '"' + _unquote(joined.group(1)) + "\\" + _unquote(joined.group(2)) + '"'
                 # Remember values, not commands: `$p = Start-Process ...` holds a process, not a path.
                 is_value = value[:1] in "\"'($@" or _PLAIN_VALUE.match(value)
-                self.local[m.group(1).lower()] = _unquote(self.resolve(value)) if is_value else ""
+                self.local = {**self.local, m.group(1).lower(): _unquote(self.resolve(value)) if is_value else ""}
                 return bool(is_value)  # `$out = lemonade-server pull` still runs a command
             return False
         m = _ASSIGN_SH.match(statement)
         if m and self.shell != "cmd":
-            self.env[m.group(1)] = _unquote(self.resolve(m.group(2)))
+            self.env = {**self.env, m.group(1): _unquote(self.resolve(m.group(2)))}
             return True
         if self.shell == "cmd":
             m = _CMD_SET.match(statement)
             if m:
-                self.env[m.group(1)] = self.resolve(m.group(2))
+                self.env = {**self.env, m.group(1): self.resolve(m.group(2))}
                 return True
         return False
 
