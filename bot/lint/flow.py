@@ -39,6 +39,8 @@ class Point:
 
 def github_env_write(resolved: str, raw: str, shell: str) -> tuple[str, str] | None:
     """``NAME=value`` appended to the file ``$GITHUB_ENV`` names, if this statement does that."""
+    if "github_env" not in raw.lower():
+        return None
     if is_powershell(shell):
         writes = _GITHUB_ENV_PS.search(raw)
     elif shell == "cmd":

@@ -92,7 +92,7 @@ class Step:
         node = self.get("run")
         return node if isinstance(node, ScalarNode) else None
 
-    @property
+    @cached_property
     def env(self) -> dict[str, str]:
         return {k.value: (scalar(v) or "") for k, v in items(self.get("env"))}
 
@@ -143,7 +143,7 @@ class Job:
     def steps_by_index(self) -> dict[int, Step]:
         return {step.index: step for step in self.steps}
 
-    @property
+    @cached_property
     def env(self) -> dict[str, str]:
         return {k.value: (scalar(v) or "") for k, v in items(self.get("env"))}
 
@@ -318,6 +318,15 @@ class WorkflowModel:
 
 
 def script_lines(workflow: Workflow, node: ScalarNode, shell: str) -> list[ScriptLine]:
+    """Cached per run node and shell (several rules read the same script)."""
+    cache = workflow.__dict__.setdefault("_script_lines", {})
+    key = (id(node), shell)
+    if key not in cache:
+        cache[key] = _script_lines(workflow, node, shell)
+    return cache[key]
+
+
+def _script_lines(workflow: Workflow, node: ScalarNode, shell: str) -> list[ScriptLine]:
     """The script of a ``run:`` value as logical lines, each with the file line it starts on.
 
     Block scalars (``|``, ``>``) are read from the file's own lines, so a finding

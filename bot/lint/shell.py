@@ -182,7 +182,11 @@ class Env:
         True when the statement only assigns a value; False for anything else,
         including ``$out = some-program ...``, which runs a program too.
         """
+        if "=" not in statement:
+            return False
         if is_powershell(self.shell):
+            if not statement.startswith("$"):
+                return False
             m = _ASSIGN_ENV_PS.match(statement)
             if m:
                 self.env = {**self.env, m.group(1): _unquote(self.resolve(m.group(2)))}
@@ -232,9 +236,15 @@ def inside_workdir(path: str) -> bool:
     return True  # relative: .\x, ./x, x
 
 
+_OUTSIDE_KEYS = ("appdata", "program", "users", "~", "home", "windows", "/usr/", "/opt/", "/etc/", "profile")
+
+
 @lru_cache(maxsize=8192)
 def outside_path(text: str) -> str | None:
     """The first path-looking part of a resolved text that lies outside the work dir, if any."""
+    low = text.lower()
+    if not any(k in low for k in _OUTSIDE_KEYS):
+        return None
     m = _OUTSIDE.search(text)
     return m.group(0).strip() if m else None
 

@@ -87,11 +87,9 @@ def load_workflow(data: bytes | str, path: str, *, max_bytes: int = MAX_BYTES) -
         sys.setrecursionlimit(old_limit)
     if not isinstance(root, MappingNode):
         return _parse_error(path, 1, 1, "not a workflow: the file is not a mapping")
-    try:
-        for _ in walk(root):
-            pass
-    except _TooBig as exc:
-        return _parse_error(path, 1, 1, str(exc))
+    too_big = _check_size(root)
+    if too_big:
+        return _parse_error(path, 1, 1, too_big)
     jobs = mapping_get(root, "jobs")
     if not isinstance(jobs, MappingNode):
         line = jobs.start_mark.line + 1 if jobs is not None else 1
@@ -111,6 +109,26 @@ def mapping_get(node: Node, key: str) -> Node | None:
 
 class _TooBig(ValueError):
     pass
+
+
+def _check_size(root: Node) -> str | None:
+    """Count node visits (aliases each time) and depth without recursion; a reason when over the bounds."""
+    budget = MAX_NODES
+    stack: list[tuple[Node, int]] = [(root, 0)]
+    while stack:
+        node, depth = stack.pop()
+        budget -= 1
+        if budget < 0:
+            return f"too large to lint: over {MAX_NODES} YAML nodes (aliases counted each time)"
+        if depth > MAX_DEPTH:
+            return f"too large to lint: nested deeper than {MAX_DEPTH} levels"
+        if isinstance(node, MappingNode):
+            for key, value in node.value:
+                stack.append((key, depth + 1))
+                stack.append((value, depth + 1))
+        elif isinstance(node, SequenceNode):
+            stack.extend((item, depth + 1) for item in node.value)
+    return None
 
 
 def walk(node: Any, depth: int = 0, budget: list[int] | None = None) -> Iterator[Any]:

@@ -21,6 +21,8 @@ _HF_FETCH = re.compile(
 )
 _HELP_ONLY = re.compile(r"^\S+\s+(?:--version|-v|--help|-h|version|help)\s*$", re.I)
 _CMD_C = re.compile(r"^cmd(?:\.exe)?\s+/[ck]\s+(.*)$", re.I)
+# Every use these rules look for names one of these (a cheap first test on each statement).
+_CACHE_KEYS = ("lemonade", "gaia", "download", "pretrained", "snapshot", "hf_hub")
 _CACHE_FLAG = re.compile(r"\s(?:-d|--cache-dir)(?:\s+|=)(\"[^\"]*\"|'[^']*'|\S+)")
 
 
@@ -62,7 +64,8 @@ def check_job(report: Report, job: Job) -> None:
     lemonade_missing: str | None = None
     contexts: dict[int, Env] = {}
     for point in walk(job, contexts):
-        if point.assignment:
+        low = point.resolved.lower()
+        if point.assignment or not any(k in low for k in _CACHE_KEYS):
             continue
         texts = _commands(point)
         lemonade = any(lemonade_call(t) for t in texts)

@@ -83,13 +83,15 @@ def _events(points: list[Point]) -> list[_Event]:
     events = []
     for point in points:
         stmt = point.stmt.strip()
-        if _CHECK.search(stmt):
+        low = stmt.lower()
+        reads_code = "lastexitcode" in low or "$?" in low
+        if reads_code and _CHECK.search(stmt):
             events.append(_Event("check", point))
-        elif _RESET.match(stmt):
+        elif reads_code and _RESET.match(stmt):
             events.append(_Event("reset", point))
-        elif _EXIT.match(stmt):
+        elif low.startswith("exit") and _EXIT.match(stmt):
             events.append(_Event("exit", point))
-        elif _STRICT.match(stmt):
+        elif "psnative" in low and _STRICT.match(stmt):
             events.append(_Event("strict", point))
         else:
             label = native_label(point)

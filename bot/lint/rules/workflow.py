@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from yaml.nodes import ScalarNode
 
@@ -12,7 +13,11 @@ from bot.lint.rules.base import Report
 from bot.lint.source import mapping_get
 
 EMOJI = "\U0001f329"  # 🌩 (with or without U+FE0F)
-_TOKEN = re.compile(r"[^A-Za-z0-9]+")
+@lru_cache(maxsize=32)
+def _keyword_pattern(keywords: tuple[str, ...]) -> re.Pattern[str]:
+    """A keyword as a whole token: not touching another letter or digit (`GPU_CTX` has gpu, `inputs` no npu)."""
+    words = "|".join(re.escape(k) for k in sorted(keywords, key=len, reverse=True))
+    return re.compile(rf"(?<![A-Za-z0-9])(?:{words})(?![A-Za-z0-9])", re.I)
 
 
 def missing_emoji(report: Report) -> None:
@@ -58,11 +63,9 @@ def timeouts(report: Report, job: Job) -> None:
 
 def generic_job(report: Report, job: Job) -> None:
     """No accelerator keyword in the job's parsed text (YAML comments do not count, script comments do)."""
-    keywords = set(report.config.keywords)
-    texts = all_scalars(job.node)
-    for text in texts:
-        if keywords & {t.lower() for t in _TOKEN.split(text) if t}:
-            return
+    pattern = _keyword_pattern(tuple(report.config.keywords))
+    if pattern.search("\n".join(all_scalars(job.node))):
+        return
     where = job.runs_on_key or job.key
     report.add("generic-job-on-pool", line_of(where), col_of(where),
                f"no accelerator keyword in job `{job.id}`: does it need a Ryzen AI laptop?")

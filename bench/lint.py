@@ -1,0 +1,67 @@
+"""Lint benchmark: every corpus file in-process (median and p99 ms a file), then the CLI over the corpus.
+
+    .venv/bin/python bench/lint.py
+
+In-process figures are given warm (caches of the pure string helpers kept
+across files, as in a long-lived worker) and cold (cleared before each file).
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bot.lint import shell  # noqa: E402
+from bot.lint.engine import lint_text  # noqa: E402
+from bot.lint.source import load_workflow  # noqa: E402
+
+CORPUS = ROOT / "tests" / "fixtures" / "corpus"
+
+
+def quantiles(values: list[float]) -> tuple[float, float]:
+    q = statistics.quantiles(values, n=100)
+    return statistics.median(values), q[98]
+
+
+def main() -> None:
+    files = [(p.name, p.read_bytes()) for p in sorted(CORPUS.iterdir()) if p.suffix in {".yml", ".yaml"}]
+    caches = [f for f in vars(shell).values() if hasattr(f, "cache_clear")]
+    for name, data in files:  # warm up imports and regex compilation
+        lint_text(data, name)
+    rows = []
+    for mode in ("warm", "cold"):
+        times = []
+        for name, data in files:
+            if mode == "cold":
+                for f in caches:
+                    f.cache_clear()
+            started = time.perf_counter()
+            lint_text(data, name)
+            times.append((time.perf_counter() - started) * 1000)
+        rows.append((mode, *quantiles(times), sum(times)))
+    parse = []
+    for name, data in files:
+        started = time.perf_counter()
+        load_workflow(data, name)
+        parse.append((time.perf_counter() - started) * 1000)
+    sizes = sorted(data.count(b"\n") for _, data in files)
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "bot", "lint", str(CORPUS)], capture_output=True, cwd=ROOT)
+    cli = time.perf_counter() - started
+    print(f"{len(files)} corpus files, median {statistics.median(sizes):.0f} lines (max {sizes[-1]})")
+    print(f"{'in-process':<22} {'median ms':>10} {'p99 ms':>8} {'total ms':>9}")
+    for mode, median, p99, total in rows:
+        print(f"{'lint_text, ' + mode:<22} {median:>10.2f} {p99:>8.2f} {total:>9.0f}")
+    median, p99 = quantiles(parse)
+    print(f"{'of which YAML parse':<22} {median:>10.2f} {p99:>8.2f} {sum(parse):>9.0f}")
+    print(f"CLI over the corpus (one process, all files): {cli:.2f} s")
+
+
+if __name__ == "__main__":
+    main()
