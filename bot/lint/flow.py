@@ -23,7 +23,7 @@ _GITHUB_ENV_SH = re.compile(r"\$\{?GITHUB_ENV\}?")
 _GITHUB_ENV_CMD = re.compile(r"%GITHUB_ENV%", re.I)
 
 
-@dataclass
+@dataclass(slots=True)
 class Point:
     """One statement of one script, with what is known at that point."""
 
@@ -35,6 +35,16 @@ class Point:
     started: str | None  # the command a Start-Process statement starts
     env: Env
     assignment: bool
+    inert: bool = False  # plain output (Write-Host "..."): runs nothing, writes nothing
+
+
+# Output-only statements, when nothing in them can run or write anything else.
+_OUTPUT = re.compile(r"^(?:Write-Host|Write-Output|Write-Verbose|Write-Information|echo)\b", re.I)
+_ACTIVE = re.compile(r"[|>(`]|\$\(|github_env", re.I)
+
+
+def is_inert(stmt: str) -> bool:
+    return bool(_OUTPUT.match(stmt)) and not _ACTIVE.search(stmt)
 
 
 def github_env_write(resolved: str, raw: str, shell: str) -> tuple[str, str] | None:
@@ -75,14 +85,17 @@ def walk(job: Job, contexts: dict[int, Env] | None = None) -> list[Point]:
 def _walk(job: Job, contexts: dict[int, Env]) -> Iterator[Point]:
     github_env: dict[str, str] = {}
     workflow_env = {k.value: scalar(v) or "" for k, v in items(mapping_get(job.workflow.root, "env"))}
+    job_context: dict[str, dict[str, str]] = {}  # workflow + job env, resolved once per shell
     for step in job.steps:
         node = step.run
         shell = job.shell_of(step)
+        if shell not in job_context:
+            base = Env(shell)
+            for layer in (workflow_env, job.env):
+                base.env = {**base.env, **{k: base.resolve(v) for k, v in layer.items()}}
+            job_context[shell] = base.env
         # ${{ env.X }} in a step's env reads the env context: workflow, job, earlier GITHUB_ENV writes.
-        context = Env(shell)
-        for layer in (workflow_env, job.env):
-            context.env.update({k: context.resolve(v) for k, v in layer.items()})
-        context.env.update(github_env)
+        context = Env(shell, {**job_context[shell], **github_env})
         step_values = {k: context.resolve(v) for k, v in step.env.items()}
         env = Env(shell, {**context.env, **step_values})
         contexts[step.index] = Env(shell, dict(env.env))
@@ -92,6 +105,9 @@ def _walk(job: Job, contexts: dict[int, Env]) -> Iterator[Point]:
         for line in script_lines(job.workflow.workflow, node, shell):
             code = strip_comment(line.text, shell)
             for stmt in statements(code) if code else []:
+                if is_inert(stmt):
+                    yield Point(step, shell, line, stmt, stmt, None, env, False, True)
+                    continue
                 assigned = env.assign(stmt)
                 resolved = env.resolve(stmt)
                 written = github_env_write(resolved, stmt, shell)

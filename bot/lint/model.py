@@ -70,7 +70,7 @@ def all_scalars(node: Node | None, budget: int = 20000) -> list[str]:
     return out
 
 
-@dataclass
+@dataclass(slots=True)
 class ScriptLine:
     """One logical script line: its text (continuations joined) and the file line it starts on."""
 
@@ -235,12 +235,11 @@ class WorkflowModel:
 
     @cached_property
     def on(self) -> Node | None:
-        # YAML 1.1 reads a bare `on` key as the boolean true; PyYAML's composer keeps the text.
-        return mapping_get(self.root, "on") or mapping_get(self.root, "true")
+        return mapping_get(self.root, "on")
 
     @property
     def on_key(self) -> ScalarNode | None:
-        return key_node(self.root, "on") or key_node(self.root, "true")
+        return key_node(self.root, "on")
 
     def trigger_node(self, names: tuple[str, ...] = ("pull_request", "pull_request_target")) -> Node | None:
         """Where the workflow says it runs on a PR: the trigger's key, or the ``on:`` line."""
@@ -317,6 +316,9 @@ class WorkflowModel:
 # ---- scripts ---------------------------------------------------------------------------------
 
 
+_CONTINUATION = {"pwsh": "`", "powershell": "`", "bash": "\\", "sh": "\\", "cmd": "^"}
+
+
 def script_lines(workflow: Workflow, node: ScalarNode, shell: str) -> list[ScriptLine]:
     """Cached per run node and shell (several rules read the same script)."""
     cache = workflow.__dict__.setdefault("_script_lines", {})
@@ -333,30 +335,27 @@ def _script_lines(workflow: Workflow, node: ScalarNode, shell: str) -> list[Scri
     points at the exact line inside the script; continuation lines (PowerShell's
     trailing backtick, bash's backslash, cmd's caret) are joined onto the first.
     """
-    raw: list[tuple[str, int, int]] = []
+    raw: list[tuple[str, int, int]] = []  # (text without indentation, file line, column of the text)
     if node.style in ("|", ">"):
-        lines = workflow.lines
         start = node.start_mark.line + 1  # 0-based index of the first content line
         end = node.end_mark.line if node.end_mark.column == 0 else node.end_mark.line + 1
-        chunk = lines[start:end]
-        indents = [len(s) - len(s.lstrip()) for s in chunk if s.strip()]
-        indent = min(indents) if indents else 0
-        for offset, text in enumerate(chunk):
-            raw.append((text[indent:], start + offset + 1, indent + 1))
+        for number, text in enumerate(workflow.lines[start:end], start + 1):
+            body = text.strip()
+            if body:
+                raw.append((body, number, len(text) - len(text.lstrip()) + 1))
     else:
-        for offset, text in enumerate(node.value.splitlines() or [""]):
-            raw.append((text.strip(), line_of(node) + offset, col_of(node) if offset == 0 else 1))
-    continuation = {"pwsh": "`", "powershell": "`", "bash": "\\", "sh": "\\", "cmd": "^"}.get(shell, "\\")
+        for offset, text in enumerate(node.value.splitlines()):
+            if text.strip():
+                raw.append((text.strip(), line_of(node) + offset, col_of(node) if offset == 0 else 1))
+    continuation = _CONTINUATION.get(shell, "\\")
     out: list[ScriptLine] = []
     pending: ScriptLine | None = None
     for text, line, column in raw:
-        stripped = text.rstrip()
         if pending is not None:
-            pending.text += " " + stripped.strip()
+            pending.text += " " + text
         else:
-            lead = len(text) - len(text.lstrip())
-            pending = ScriptLine(stripped.strip(), line, column + lead)
-        if pending.text.endswith(continuation) and not pending.text.strip().startswith("#"):
+            pending = ScriptLine(text, line, column)
+        if pending.text.endswith(continuation) and not pending.text.startswith("#"):
             pending.text = pending.text[: -len(continuation)].rstrip()
             continue
         out.append(pending)

@@ -64,6 +64,8 @@ def check_job(report: Report, job: Job) -> None:
     lemonade_missing: str | None = None
     contexts: dict[int, Env] = {}
     for point in walk(job, contexts):
+        if point.inert:
+            continue
         low = point.resolved.lower()
         if point.assignment or not any(k in low for k in _CACHE_KEYS):
             continue

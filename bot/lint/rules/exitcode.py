@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from bot.lint.flow import Point, walk
 from bot.lint.model import Job, ScriptLine, script_lines
@@ -53,9 +54,12 @@ class _Event:
 
 def native_label(point: Point) -> str | None:
     """The program a statement runs natively (PowerShell), or None for cmdlets, scripts, .NET calls."""
-    if point.assignment:
-        return None
-    text = point.resolved.strip()
+    return None if point.assignment else _native_label(point.resolved)
+
+
+@lru_cache(maxsize=8192)
+def _native_label(resolved: str) -> str | None:
+    text = resolved.strip()
     body = re.sub(r"^(?:\$[\w:]+\s*=\s*)", "", text)
     body = re.sub(r"^\(\s*", "", body)
     if re.match(r"^(?:Start-Process|saps|start|Write-|Get-|Set-|New-|Remove-|Test-|Invoke-|\[)", body, re.I):
@@ -82,6 +86,9 @@ def native_label(point: Point) -> str | None:
 def _events(points: list[Point]) -> list[_Event]:
     events = []
     for point in points:
+        if point.inert:
+            events.append(_Event("other", point))
+            continue
         stmt = point.stmt.strip()
         low = stmt.lower()
         reads_code = "lastexitcode" in low or "$?" in low

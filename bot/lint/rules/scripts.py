@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from bot.lint.flow import walk
 from bot.lint.model import Job, ScriptLine
@@ -68,10 +69,15 @@ _LEMONADE_FLAG = re.compile(r"(?:^|[\s&\\/\"'])lemonade[\w.-]*(?:\.exe)?\b.*\s(?
 def check_job(report: Report, job: Job) -> None:
     activated: dict[int, bool] = {}  # per step: a work-dir env is active at this point
     for point in walk(job):
+        if point.inert:
+            continue
         stmt, resolved, line = point.stmt, point.resolved, point.line
-        _persistent(report, line, stmt, resolved)
-        if point.started:
-            _persistent(report, line, point.started, point.started)
+        for text in (resolved, point.started) if point.started else (resolved,):
+            reason = persistent_reason(text)
+            if reason:
+                report.add("persistent-install", line.line, line.column,
+                           f"{reason}: persists on the laptop across jobs")
+                break
         low = resolved.lower()
         if point.assignment or not any(k in low for k in _OTHER_KEYS):
             continue
@@ -121,9 +127,9 @@ def _named_env(report: Report, line: ScriptLine, stmt: str) -> None:
 _OTHER_KEYS = ("pip", "activate", "lemonade", "conda", "python", "py", "uv")
 
 
-def _persistent(report: Report, line: ScriptLine, stmt: str, resolved: str) -> None:
-    def add(what: str) -> None:
-        report.add("persistent-install", line.line, line.column, f"{what}: persists on the laptop across jobs")
+@lru_cache(maxsize=8192)
+def persistent_reason(resolved: str) -> str | None:
+    """What a (resolved) statement installs or writes outside the work dir, or None. Pure, so cached."""
 
     low = resolved.lower()
     seen = -1
@@ -132,7 +138,7 @@ def _persistent(report: Report, line: ScriptLine, stmt: str, resolved: str) -> N
             seen = index
             pattern, what = _ALWAYS_LIST[index]
             if pattern.search(resolved):
-                return add(what)
+                return what
     silent = ("/s" in low or "/q" in low or "--silent" in low) and _SILENT.search(resolved)
     if not silent and not outside_path(resolved):
         return None  # everything below needs a silent installer or a path outside the work dir
@@ -142,33 +148,33 @@ def _persistent(report: Report, line: ScriptLine, stmt: str, resolved: str) -> N
                                      or prog in {"start-process", "saps"}):
         target = _SILENT_TARGET.search(resolved)
         if target is None:
-            return add("silent installer run (installs to its default location)")
+            return "silent installer run (installs to its default location)"
         path = next(g for g in target.groups() if g)
         if not inside_workdir(path):
-            return add(f"silent installer into {path.strip(chr(34) + chr(39))}")
+            return f"silent installer into {path.strip(chr(34) + chr(39))}"
         return None
     if not ws or prog in {"remove-item", "rm", "del", "rmdir", "rd", "test-path", "start-process", "saps"}:
         return None
     for target in _REDIRECT.findall(resolved):
         if not inside_workdir(target) and outside_path(target):
-            return add(f"writes to {target.strip(chr(34) + chr(39))}")
+            return f"writes to {target.strip(chr(34) + chr(39))}"
     args = ws[1:]
     if prog in _ALWAYS_WRITE:
         for arg in args:
             if not arg.startswith("-") and outside_path(arg):
-                return add(f"writes outside the work dir ({arg})")
+                return f"writes outside the work dir ({arg})"
         return None
     if prog in _COPY_MOVE:
         dest = next((a for i, a in enumerate(args) if i and args[i - 1].lower() in {"-destination", "-d"}), None)
         positional = [a for a in args if not a.startswith("-")]
         dest = dest or (positional[-1] if len(positional) >= 2 else None)
         if dest and outside_path(dest):
-            return add(f"copies or moves into {dest}")
+            return f"copies or moves into {dest}"
         return None
     for pattern in (_TARGET_OPTION, _VENV_TARGET):
         for target in pattern.findall(resolved):
             if outside_path(target) and not inside_workdir(target):
-                return add(f"installs or writes into {target.strip(chr(34) + chr(39))}")
+                return f"installs or writes into {target.strip(chr(34) + chr(39))}"
     if _GIT_CLONE.search(resolved) and len(args) >= 3 and outside_path(args[-1]):
-        return add(f"clones into {args[-1]}")
+        return f"clones into {args[-1]}"
     return None
