@@ -91,6 +91,7 @@ class Settings:
     web_threads: int = 4
     worker_name: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     extra_routers: tuple[str, ...] = ()
+    app_slug: str | None = None
     user_agent: str = "nimbys-bot"
 
     @property
@@ -155,6 +156,7 @@ class Settings:
             web_threads=max(1, int(_number(env, "NIMBYS_WEB_THREADS", 4))),
             worker_name=env.get("NIMBYS_WORKER_NAME") or f"{socket.gethostname()}-{os.getpid()}",
             extra_routers=extra,
+            app_slug=env.get("NIMBYS_APP_SLUG") or None,
         )
 
     def require_webhook_secret(self) -> str:

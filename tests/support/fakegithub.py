@@ -17,6 +17,7 @@ and ``latency[path_regex] = seconds``.
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime as dt
 import itertools
 import json
@@ -144,7 +145,35 @@ class State:
     runners: dict[str, dict[int, Runner]] = field(default_factory=dict)
     issues: dict[str, dict[int, dict[str, Any]]] = field(default_factory=dict)
     comments: dict[int, dict[str, Any]] = field(default_factory=dict)
+    pulls: dict[str, dict[int, list[dict[str, Any]]]] = field(default_factory=dict)  # repo -> PR -> files
+    contents: dict[tuple[str, str], dict[str, bytes]] = field(default_factory=dict)  # (repo, ref) -> path -> bytes
+    check_runs: dict[int, dict[str, Any]] = field(default_factory=dict)
     ids: itertools.count = field(default_factory=lambda: itertools.count(1000))
+
+    def add_pr_files(self, repo: str, number: int, files: list[tuple[str, str]]) -> None:
+        """Files a PR changes: (filename, status); renamed ones as (old -> new, renamed)."""
+        entries = []
+        for name, status in files:
+            old, _, new = name.partition(" -> ")
+            entry = {"sha": "0" * 40, "filename": new or old, "status": status, "additions": 1, "deletions": 0,
+                     "changes": 1, "blob_url": f"https://github.com/{repo}/blob/x/{new or old}",
+                     "raw_url": f"https://github.com/{repo}/raw/x/{new or old}",
+                     "contents_url": f"{HOST}/repos/{repo}/contents/{new or old}"}
+            if new:
+                entry["previous_filename"] = old
+            entries.append(entry)
+        self.pulls.setdefault(repo, {})[number] = entries
+
+    def put_file(self, repo: str, ref: str, path: str, data: str | bytes) -> None:
+        self.contents.setdefault((repo, ref), {})[path] = data.encode() if isinstance(data, str) else data
+
+    def add_comment(self, repo: str, issue: int, body: str, user: str) -> int:
+        cid = next(self.ids)
+        self.comments[cid] = {"id": cid, "repo": repo, "issue": issue, "body": body, "user": user}
+        return cid
+
+    def comments_on(self, repo: str, issue: int) -> list[dict[str, Any]]:
+        return [c for c in self.comments.values() if c["repo"] == repo and c["issue"] == issue]
 
     def add_runner(self, org: str, name: str, labels: list[str], **kw: Any) -> Runner:
         runner = Runner(id=next(self.ids), name=name, labels=list(labels), **kw)
@@ -172,6 +201,7 @@ class FakeGitHub:
         self.url = ""
         self.lock = threading.Lock()
         _register_routes(self)
+        _register_pr_routes(self)
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -214,7 +244,8 @@ class FakeGitHub:
     # ---- scripting -------------------------------------------------------------------------
 
     def route(self, method: str, template: str) -> Callable[[Handler], Handler]:
-        pattern = re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", template) + "$")
+        greedy = re.sub(r"\{(\w+)\*\}", r"(?P<\1>.+)", template)
+        pattern = re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", greedy) + "$")
 
         def deco(fn: Handler) -> Handler:
             self._routes.append((method, pattern, fn))
@@ -252,9 +283,12 @@ class FakeGitHub:
         for rx, seconds in self.latency.items():
             if re.search(rx, path):
                 await asyncio.sleep(seconds)
+        # OpenAPI 3.0 cannot say that {path} of the contents API spans segments, as GitHub accepts
+        # (`.github/workflows/x.yml`): encode its slashes for validation only.
+        checked_path = _CONTENTS.sub(lambda m: m.group(1) + m.group(2).replace("/", "%2F"), path)
         try:
             self.spec.validate_request(
-                _Req(request.method.lower(), path, request.query_string, headers, body or None)
+                _Req(request.method.lower(), checked_path, request.query_string, headers, body or None)
             )
         except Exception as exc:
             why = f"{request.method} {path}: {type(exc).__name__}: {exc}"
@@ -307,6 +341,9 @@ class FakeGitHub:
         if known is None or known[1] < time.time():
             return "Bad credentials"
         return None
+
+
+_CONTENTS = re.compile(r"^(/repos/[^/]+/[^/]+/contents/)(.+)$")
 
 
 def _extra_rules(method: str, path: str, body: Any) -> str | None:
@@ -423,6 +460,8 @@ def _register_routes(fake: FakeGitHub) -> None:
     async def create_comment(f: FakeGitHub, r: web.Request, p: dict[str, str], b: Any) -> web.Response:
         number = int(p["issue_number"])
         issue = repo_issues(p["owner"], p["repo"]).get(number)
+        if issue is None and number in st.pulls.get(f"{p['owner']}/{p['repo']}", {}):
+            issue = {}  # a pull request is an issue for comments
         if issue is None:
             return _not_found()
         cid = next(st.ids)
@@ -430,6 +469,87 @@ def _register_routes(fake: FakeGitHub) -> None:
                             "body": b["body"], "user": f"{st.app_slug}[bot]"}
         issue["comments"] = issue.get("comments", 0) + 1
         return _json(comment_json(st.comments[cid]), 201)
+
+
+def _paginate(f: FakeGitHub, r: web.Request, items: list[Any]) -> web.Response:
+    per_page = int(r.query.get("per_page", 30))
+    page = int(r.query.get("page", 1))
+    chunk = items[(page - 1) * per_page: page * per_page]
+    headers = {}
+    if page * per_page < len(items):
+        headers["Link"] = f'<{f.url}{r.path}?per_page={per_page}&page={page + 1}>; rel="next"'
+    return web.json_response(chunk, headers=headers)
+
+
+def _register_pr_routes(fake: FakeGitHub) -> None:
+    st = fake.state
+
+    @fake.route("GET", "/repos/{owner}/{repo}/pulls/{number}/files")
+    async def pr_files(f: FakeGitHub, r: web.Request, p: dict[str, str], b: Any) -> web.Response:
+        files = st.pulls.get(f"{p['owner']}/{p['repo']}", {}).get(int(p["number"]))
+        return _not_found() if files is None else _paginate(f, r, files)
+
+    @fake.route("GET", "/repos/{owner}/{repo}/contents/{path*}")
+    async def contents(f: FakeGitHub, r: web.Request, p: dict[str, str], b: Any) -> web.Response:
+        repo = f"{p['owner']}/{p['repo']}"
+        data = st.contents.get((repo, r.query.get("ref", "main")), {}).get(p["path"])
+        if data is None:
+            return _not_found()
+        name = p["path"].rsplit("/", 1)[-1]
+        big = len(data) > 1024 * 1024
+        return _json({"type": "file", "encoding": "none" if big else "base64", "size": len(data), "name": name,
+                      "path": p["path"], "content": "" if big else base64.b64encode(data).decode(),
+                      "sha": "1" * 40, "url": "", "git_url": None, "html_url": None, "download_url": None,
+                      "_links": {"self": "", "git": None, "html": None}})
+
+    @fake.route("POST", "/repos/{owner}/{repo}/check-runs")
+    async def create_check(f: FakeGitHub, r: web.Request, p: dict[str, str], b: Any) -> web.Response:
+        cid = next(st.ids)
+        run = {"id": cid, "repo": f"{p['owner']}/{p['repo']}", "name": b["name"], "head_sha": b["head_sha"],
+               "status": b.get("status", "queued"), "conclusion": b.get("conclusion"),
+               "output": dict(b.get("output") or {}), "annotations": list((b.get("output") or {})
+                                                                          .get("annotations") or []),
+               "updates": 0}
+        st.check_runs[cid] = run
+        return _json(_check_json(run), 201)
+
+    @fake.route("PATCH", "/repos/{owner}/{repo}/check-runs/{id}")
+    async def update_check(f: FakeGitHub, r: web.Request, p: dict[str, str], b: Any) -> web.Response:
+        run = st.check_runs.get(int(p["id"]))
+        if run is None:
+            return _not_found()
+        run["updates"] += 1
+        for key in ("status", "conclusion", "name"):
+            if key in b:
+                run[key] = b[key]
+        if "output" in b:
+            run["annotations"] += list(b["output"].get("annotations") or [])
+            run["output"] = {k: v for k, v in b["output"].items() if k != "annotations"}
+        return _json(_check_json(run))
+
+    @fake.route("GET", "/repos/{owner}/{repo}/issues/{number}/comments")
+    async def list_comments(f: FakeGitHub, r: web.Request, p: dict[str, str], b: Any) -> web.Response:
+        found = f.state.comments_on(f"{p['owner']}/{p['repo']}", int(p["number"]))
+        return _paginate(f, r, [comment_json(c) for c in found])
+
+    @fake.route("PATCH", "/repos/{owner}/{repo}/issues/comments/{id}")
+    async def edit_comment(f: FakeGitHub, r: web.Request, p: dict[str, str], b: Any) -> web.Response:
+        comment = st.comments.get(int(p["id"]))
+        if comment is None:
+            return _not_found()
+        comment["body"] = b["body"]
+        comment["edits"] = comment.get("edits", 0) + 1
+        return _json(comment_json(comment))
+
+
+def _check_json(run: dict[str, Any]) -> dict[str, Any]:
+    return {"id": run["id"], "head_sha": run["head_sha"], "node_id": f"CR_{run['id']}", "external_id": "",
+            "url": f"{HOST}/repos/{run['repo']}/check-runs/{run['id']}",
+            "html_url": f"https://github.com/{run['repo']}/runs/{run['id']}", "details_url": None,
+            "status": run["status"], "conclusion": run["conclusion"], "started_at": None, "completed_at": None,
+            "output": {"title": run["output"].get("title"), "summary": run["output"].get("summary"), "text": None,
+                       "annotations_count": len(run["annotations"]), "annotations_url": ""},
+            "name": run["name"], "check_suite": None, "app": None, "pull_requests": []}
 
 
 def comment_json(c: dict[str, Any]) -> dict[str, Any]:
