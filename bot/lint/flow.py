@@ -44,6 +44,9 @@ _ACTIVE = re.compile(r"[|>(`]|\$\(|github_env", re.I)
 
 
 def is_inert(stmt: str) -> bool:
+    head = stmt[:6].lower()
+    if not (head.startswith("write-") or head.startswith("echo")):
+        return False
     return bool(_OUTPUT.match(stmt)) and not _ACTIVE.search(stmt)
 
 
@@ -102,17 +105,19 @@ def _walk(job: Job, contexts: dict[int, Env]) -> Iterator[Point]:
         if node is None:
             continue
         pending: dict[str, str] = {}
+        snapshot = env.snapshot()
         for line in script_lines(job.workflow.workflow, node, shell):
             code = strip_comment(line.text, shell)
             for stmt in statements(code) if code else []:
                 if is_inert(stmt):
-                    yield Point(step, shell, line, stmt, stmt, None, env, False, True)
+                    yield Point(step, shell, line, stmt, stmt, None, snapshot, False, True)
                     continue
                 assigned = env.assign(stmt)
                 resolved = env.resolve(stmt)
                 written = github_env_write(resolved, stmt, shell)
                 if written:
                     pending[written[0]] = written[1]
-                yield Point(step, shell, line, stmt, resolved, unwrap_start_process(resolved), env.snapshot(),
-                            assigned)
+                if snapshot.env is not env.env or snapshot.local is not env.local:
+                    snapshot = env.snapshot()  # copy-on-write: a new one only after an assignment
+                yield Point(step, shell, line, stmt, resolved, unwrap_start_process(resolved), snapshot, assigned)
         github_env.update(pending)

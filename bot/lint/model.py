@@ -149,9 +149,14 @@ class Job:
 
     def shell_of(self, step: Step) -> str:
         """The shell a step's ``run:`` runs under, lower-case first word (pwsh, powershell, bash, cmd, ...)."""
-        for source in (step.get("shell"), _default_shell(self.node), _default_shell(self.workflow.root)):
+        value = scalar(step.get("shell"))
+        return value.strip().split()[0].lower() if value and value.strip() else self.default_shell
+
+    @cached_property
+    def default_shell(self) -> str:
+        for source in (_default_shell(self.node), _default_shell(self.workflow.root)):
             value = scalar(source)
-            if value:
+            if value and value.strip():
                 return value.strip().split()[0].lower()
         return "bash" if self.linux else "pwsh"
 

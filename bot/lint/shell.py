@@ -25,6 +25,7 @@ _ASSIGN_PS = re.compile(r"^\$(?:global:|script:)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*
 _ASSIGN_ENV_PS = re.compile(r"^\$env:([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.+)$", re.I)
 _ASSIGN_SH = re.compile(r"^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$")
 
+_CWD_KEYS = ("get-item", "get-location", "resolve-path", "pwd", "psscriptroot")
 _HAS_VARIABLE = re.compile(r"[$%`]|\(\s*(?:Get-|Resolve-)", re.I)
 _PLAIN_VALUE = re.compile(r"^[A-Za-z]:[\\/]|^\.{1,2}[\\/]|^[\w.\\/-]+$")
 _JOIN_PATH = re.compile(r"^Join-Path\s+(\S+)\s+(\S+)\s*$", re.I)
@@ -136,6 +137,26 @@ class Env:
         """
         if not _HAS_VARIABLE.search(text):
             return text
+        target = _TARGET.match(text)
+        if target:
+            return target.group(0) + self.resolve(text[target.end():])
+        low = text.lower()
+        if "${{" in text:
+            text = _EXPR.sub(lambda m: self._expr(m.group(1)), text)
+        if any(k in low for k in _CWD_KEYS):
+            text = _CWD_EXPRS.sub(WORKDIR, text)
+        if "$" not in text and "%" not in text:
+            return text
+        if is_powershell(self.shell):
+            if "env:" in low:
+                text = _PS_ENV.sub(lambda m: self._env(m.group(1) or m.group(2), m.group(0)), text)
+            if "$" in text:
+                text = _PS_VAR.sub(lambda m: self._ps_var(m.group(0), m.group(1)), text)
+        elif self.shell == "cmd":
+            text = _CMD_VAR.sub(lambda m: self._env(m.group(1), m.group(0)), text)
+        else:
+            text = _SH_VAR.sub(lambda m: self._env(m.group(1), m.group(0)), text)
+        return text
         target = _TARGET.match(text)
         if target:
             return target.group(0) + self.resolve(text[target.end():])

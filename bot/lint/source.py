@@ -89,7 +89,7 @@ def load_workflow(data: bytes | str, path: str, *, max_bytes: int = MAX_BYTES) -
         sys.setrecursionlimit(old_limit)
     if not isinstance(root, MappingNode):
         return _parse_error(path, 1, 1, "not a workflow: the file is not a mapping")
-    too_big = _check_size(root)
+    too_big = _check_size(root) if _may_exceed_bounds(text) else None
     if too_big:
         return _parse_error(path, 1, 1, too_big)
     jobs = mapping_get(root, "jobs")
@@ -111,6 +111,15 @@ def mapping_get(node: Node, key: str) -> Node | None:
 
 class _TooBig(ValueError):
     pass
+
+
+_DEEP_INDENT = re.compile(rf"^[ \t]{{{MAX_DEPTH + 1},}}\S", re.M)
+
+
+def _may_exceed_bounds(text: str) -> bool:
+    """Whether counting nodes is needed: without aliases, few brackets and shallow indentation it is not."""
+    return ("*" in text or len(text) > 2 * MAX_NODES or text.count("[") + text.count("{") > MAX_DEPTH
+            or bool(_DEEP_INDENT.search(text)))
 
 
 def _check_size(root: Node) -> str | None:
