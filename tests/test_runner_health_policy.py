@@ -120,7 +120,8 @@ def test_repeated_infra_signature_within_a_day() -> None:
 
 
 @pytest.mark.parametrize("guard,setup,word", [
-    ("floor", lambda p: [setattr(s, "carries_label", False) for s in list(p.values())[:2]], "pool floor"),
+    ("floor", lambda p: [(setattr(s, "carries_label", False), setattr(s, "quarantined", True))
+                         for s in list(p.values())[:2]], "pool floor"),
     ("rate", lambda p: None, "rate limit"),
     ("exempt", lambda p: setattr(p["bad"], "exempt", True), "exempt"),
 ])
@@ -146,7 +147,7 @@ def test_probation_goes_past_the_rate_limit_but_not_the_floor() -> None:
     decision = decide("back", runners, POLICY, 10 * HOUR, last_auto_quarantine=9.9 * HOUR)
     assert decision.action == "quarantine" and decision.past_rate_limit
     for other in list(runners.values())[:3]:
-        other.carries_label = False
+        other.carries_label, other.quarantined = False, True
     assert decide("back", runners, POLICY, 10 * HOUR, 9.9 * HOUR).action == "hold"
 
 

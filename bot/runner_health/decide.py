@@ -118,8 +118,9 @@ def decide(name: str, pool: dict[str, RunnerState], policy: HealthPolicy, now: f
            last_auto_quarantine: float | None) -> Decision:
     """What to do about one runner after its latest record, within the safeguards."""
     state = pool[name]
-    if state.quarantined or state.removed_by_person or not state.records:
-        return Decision("none", name)
+    if state.quarantined or state.removed_by_person or not state.carries_label or not state.records:
+        return Decision("none", name)  # taken out already, by the bot or a person, or never in (stx-test)
+    members = {n: st for n, st in pool.items() if st.carries_label or st.quarantined or st.removed_by_person}
     records = state.records
     s = score(records, policy)
     reasons: list[str] = []
@@ -143,15 +144,15 @@ def decide(name: str, pool: dict[str, RunnerState], policy: HealthPolicy, now: f
     reason = "; ".join(reasons)
     if state.exempt:
         return Decision("hold", name, f"exempt; would have quarantined: {reason}", evidence)
-    at_warn = [n for n, st in pool.items() if st.warn_since is not None
+    at_warn = [n for n, st in members.items() if st.warn_since is not None
                and now - st.warn_since <= policy.storm_hours * 3600 and not st.quarantined]
-    if len(at_warn) >= policy.storm_fraction * len(pool) and len(pool) > 1:
-        return Decision("storm", name, f"{len(at_warn)} of {len(pool)} runners at warn level within "
+    if len(at_warn) >= policy.storm_fraction * len(members) and len(members) > 1:
+        return Decision("storm", name, f"{len(at_warn)} of {len(members)} runners at warn level within "
                                        f"{policy.storm_hours:g} h: a pool-wide cause is likelier", evidence)
-    carrying = sum(1 for st in pool.values() if st.carries_label)
-    if carrying - 1 < pool_floor(pool, policy):
+    carrying = sum(1 for st in members.values() if st.carries_label)
+    if carrying - 1 < pool_floor(members, policy):
         return Decision("hold", name, f"pool floor: only {carrying} runners carry the label "
-                                      f"(floor {pool_floor(pool, policy)}); would have quarantined: {reason}",
+                                      f"(floor {pool_floor(members, policy)}); would have quarantined: {reason}",
                         evidence)
     if not on_probation and last_auto_quarantine is not None \
             and now - last_auto_quarantine < policy.rate_limit_hours * 3600:

@@ -129,9 +129,11 @@ class Ledger:
             st = await self.state(name)
             recs = [Record(r["job_id"], r["job_name"], r["at"], r.get("weight", 0.0), r.get("cls"), r.get("infra"))
                     for r in await self.records(name)]
+            synced = st.get("has_label") not in (None, "")
             out[name] = RunnerState(
                 name=name, records=recs,
-                carries_label=st.get("quarantined") != "1" and st.get("removed_by_person") != "1",
+                carries_label=(st.get("has_label") == "1" and st.get("quarantined") != "1") if synced
+                else st.get("quarantined") != "1" and st.get("removed_by_person") != "1",
                 exempt=st.get("exempt") == "1" or name in self.policy.exempt,
                 quarantined=st.get("quarantined") == "1",
                 removed_by_person=st.get("removed_by_person") == "1",

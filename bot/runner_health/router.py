@@ -12,6 +12,7 @@ from bot.runner_health.actions import carry_out, storm_issue
 from bot.runner_health.ledger import Ledger
 from bot.runner_health.outcomes import JobOutcome, outcome_from_payload
 from bot.runner_health.process import process_outcome
+from bot.runner_health.roster import sync_roster
 
 router = routing.Router()
 log = logging.getLogger("bot.runner_health")
@@ -46,10 +47,11 @@ async def track_completed_job(event: sansio.Event, gh: Any, ctx: BotContext) -> 
     if outcome is None:
         return
     ledger = Ledger(ctx.redis, ctx.prefix, policy)
+    org = org_of(event.data)
+    await sync_roster(gh, ledger, org)
     decisions = await process_outcome(ledger, outcome, await annotations_of(gh, outcome), policy)
     for decision in decisions:
         log.info("runner %s: %s", decision.runner, decision.action, extra={"reason": decision.reason})
-    org = org_of(event.data)
     for raw in await ctx.redis.smembers(ledger.pending_key):  # this event's quarantines, and any left unfinished
         await carry_out(gh, ctx, ledger, org, raw.decode())
     await storm_issue(gh, ledger)

@@ -148,6 +148,9 @@ class State:
     pulls: dict[str, dict[int, list[dict[str, Any]]]] = field(default_factory=dict)  # repo -> PR -> files
     contents: dict[tuple[str, str], dict[str, bytes]] = field(default_factory=dict)  # (repo, ref) -> path -> bytes
     check_runs: dict[int, dict[str, Any]] = field(default_factory=dict)
+    annotations: dict[int, list[str]] = field(default_factory=dict)  # job (check run) id -> messages
+    reruns: list[int] = field(default_factory=list)
+    users: set[str] = field(default_factory=set)
     ids: itertools.count = field(default_factory=lambda: itertools.count(1000))
 
     def add_pr_files(self, repo: str, number: int, files: list[tuple[str, str]]) -> None:
@@ -434,15 +437,6 @@ def _register_routes(fake: FakeGitHub) -> None:
     def repo_issues(owner: str, repo: str) -> dict[int, dict[str, Any]]:
         return st.issues.setdefault(f"{owner}/{repo}", {})
 
-    def issue_json(owner: str, repo: str, number: int, data: dict[str, Any]) -> dict[str, Any]:
-        return {"id": data["id"], "node_id": f"I_{data['id']}", "number": number,
-                "url": f"{HOST}/repos/{owner}/{repo}/issues/{number}",
-                "html_url": f"https://github.com/{owner}/{repo}/issues/{number}",
-                "title": data["title"], "body": data.get("body"), "state": data["state"],
-                "labels": [], "assignees": [user_json(a) for a in data.get("assignees", [])],
-                "user": user_json(f"{st.app_slug}[bot]", 7, "Bot"), "comments": data.get("comments", 0),
-                "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z"}
-
     @fake.route("POST", "/repos/{owner}/{repo}/issues")
     async def create_issue(f: FakeGitHub, r: web.Request, p: dict[str, str], b: Any) -> web.Response:
         issues = repo_issues(p["owner"], p["repo"])
@@ -471,6 +465,16 @@ def _register_routes(fake: FakeGitHub) -> None:
         return _json(comment_json(st.comments[cid]), 201)
 
 
+def issue_json(owner: str, repo: str, number: int, data: dict[str, Any]) -> dict[str, Any]:
+    return {"id": data["id"], "node_id": f"I_{data['id']}", "number": number,
+            "url": f"{HOST}/repos/{owner}/{repo}/issues/{number}",
+            "html_url": f"https://github.com/{owner}/{repo}/issues/{number}",
+            "title": data["title"], "body": data.get("body"), "state": data["state"],
+            "labels": [], "assignees": [user_json(a) for a in data.get("assignees", [])],
+            "user": user_json("nimbys-bot[bot]", 7, "Bot"), "comments": data.get("comments", 0),
+            "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z"}
+
+
 def _paginate(f: FakeGitHub, r: web.Request, items: list[Any]) -> web.Response:
     per_page = int(r.query.get("per_page", 30))
     page = int(r.query.get("page", 1))
@@ -483,6 +487,43 @@ def _paginate(f: FakeGitHub, r: web.Request, items: list[Any]) -> web.Response:
 
 def _register_pr_routes(fake: FakeGitHub) -> None:
     st = fake.state
+
+    @fake.route("GET", "/repos/{owner}/{repo}/check-runs/{id}/annotations")
+    async def annotations(f: FakeGitHub, r: web.Request, p: dict[str, str], b: Any) -> web.Response:
+        notes = st.annotations.get(int(p["id"]), [])
+        return _paginate(f, r, [{"path": ".github", "blob_href": "", "start_line": 1, "end_line": 1,
+                                 "start_column": None, "end_column": None, "annotation_level": "failure",
+                                 "title": "", "message": m, "raw_details": None} for m in notes])
+
+    @fake.route("POST", "/repos/{owner}/{repo}/actions/jobs/{job_id}/rerun")
+    async def rerun_job(f: FakeGitHub, r: web.Request, p: dict[str, str], b: Any) -> web.Response:
+        st.reruns.append(int(p["job_id"]))
+        return _json({}, 201)
+
+    @fake.route("GET", "/repos/{owner}/{repo}/issues")
+    async def list_issues(f: FakeGitHub, r: web.Request, p: dict[str, str], b: Any) -> web.Response:
+        owner, repo = p["owner"], p["repo"]
+        wanted = r.query.get("state", "open")
+        found = [issue_json(owner, repo, n, d) for n, d in sorted(st.issues.get(f"{owner}/{repo}", {}).items())
+                 if wanted == "all" or d["state"] == wanted]
+        return _paginate(f, r, found)
+
+    @fake.route("PATCH", "/repos/{owner}/{repo}/issues/{number}")
+    async def update_issue(f: FakeGitHub, r: web.Request, p: dict[str, str], b: Any) -> web.Response:
+        issue = st.issues.get(f"{p['owner']}/{p['repo']}", {}).get(int(p["number"]))
+        if issue is None:
+            return _not_found()
+        issue.update({k: v for k, v in b.items() if k in {"state", "title", "body"}})
+        return _json(issue_json(p["owner"], p["repo"], int(p["number"]), issue))
+
+    @fake.route("GET", "/users/{username}")
+    async def get_user(f: FakeGitHub, r: web.Request, p: dict[str, str], b: Any) -> web.Response:
+        if p["username"] not in st.users:
+            return _not_found()
+        return _json({**user_json(p["username"], 5), "name": None, "company": None, "blog": None,
+                      "location": None, "email": None, "hireable": None, "bio": None, "public_repos": 0,
+                      "public_gists": 0, "followers": 0, "following": 0, "created_at": "2020-01-01T00:00:00Z",
+                      "updated_at": "2020-01-01T00:00:00Z"})
 
     @fake.route("GET", "/repos/{owner}/{repo}/pulls/{number}/files")
     async def pr_files(f: FakeGitHub, r: web.Request, p: dict[str, str], b: Any) -> web.Response:
