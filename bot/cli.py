@@ -5,6 +5,9 @@ web, worker   the two halves, as the Procfile runs them
 replay        send recorded deliveries to a running receiver, signed
 dead-letters  list (or requeue) deliveries whose handlers kept failing
 actions       list the writes a dry-run bot would have made
+backtest      replay workflow_job payloads through the health policy
+simulate      generate a synthetic pool's stream and measure the policy on it
+runner        restore a quarantined runner
 lint          lint NIMBYS workflow files (text, json, sarif or github output)
 """
 
@@ -236,6 +239,59 @@ def cmd_lint(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _policy(path: str | None):  # type: ignore[no-untyped-def]
+    from bot.runner_health.policy import load_policy
+
+    settings_path = path or Settings.from_env().policy_path
+    return load_policy(Path(settings_path).read_text() if settings_path else None)
+
+
+def cmd_backtest(args: argparse.Namespace) -> int:
+    from bot.runner_health.backtest import as_jsonl, as_text, backtest, read_jsonl
+    from bot.runner_health.policy import PolicyError
+
+    try:
+        policy = _policy(args.config)
+        payloads = list(read_jsonl(args.events))
+    except (OSError, ValueError, PolicyError) as exc:
+        return _fail(str(exc))
+    result = asyncio.run(backtest(payloads, policy, Settings.from_env().redis_url))
+    sys.stdout.write(as_jsonl(result) if args.format == "jsonl" else as_text(result))
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from bot.runner_health.backtest import backtest
+    from bot.runner_health.policy import PolicyError
+    from bot.runner_health.simulate import SimConfig, Truth, generate, score_decisions
+
+    cfg = SimConfig(runners=args.runners, jobs=args.jobs, bad=args.bad, bad_rate=args.bad_rate, flaky=args.flaky,
+                    code_bug_rate=args.code_bug_rate, seed=args.seed)
+    truth = Truth()
+    payloads = list(generate(cfg, truth))
+    if args.out:
+        Path(args.out).write_text("".join(json.dumps(p) + "\n" for p in payloads))
+    if not args.backtest:
+        if not args.out:
+            sys.stdout.write("".join(json.dumps(p) + "\n" for p in payloads))
+        return 0
+    try:
+        policy = _policy(args.config)
+    except (OSError, PolicyError) as exc:
+        return _fail(str(exc))
+    result = asyncio.run(backtest(payloads, policy, Settings.from_env().redis_url))
+    figures = score_decisions(result.decisions, truth)
+    figures["jobs"] = len(payloads)
+    print(json.dumps(figures, indent=2))
+    return 0
+
+
+def cmd_runner(args: argparse.Namespace) -> int:
+    from bot.runner_health.cli import restore_command
+
+    return asyncio.run(restore_command(args.name, args.org, args.by))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nimbys", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -258,6 +314,30 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("lint", help="lint NIMBYS workflow files")
     lint_arguments(p)
     p.set_defaults(func=cmd_lint)
+    p = sub.add_parser("backtest", help="replay workflow_job payloads through the health policy")
+    p.add_argument("events", metavar="EVENTS.jsonl", help="one payload per line (- for stdin)")
+    p.add_argument("--config", metavar="POLICY.yml")
+    p.add_argument("--format", choices=["text", "jsonl"], default="text")
+    p.set_defaults(func=cmd_backtest)
+    p = sub.add_parser("simulate", help="generate a synthetic pool's workflow_job stream (and backtest it)")
+    p.add_argument("--runners", type=int, default=12)
+    p.add_argument("--jobs", type=int, default=5000)
+    p.add_argument("--bad", type=int, default=2)
+    p.add_argument("--bad-rate", type=float, default=0.5)
+    p.add_argument("--flaky", type=float, default=0.05)
+    p.add_argument("--code-bug-rate", type=float, default=0.03)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--out", metavar="FILE", help="write the stream here (JSON lines)")
+    p.add_argument("--backtest", action="store_true", help="run the backtest on it and print the figures")
+    p.add_argument("--config", metavar="POLICY.yml")
+    p.set_defaults(func=cmd_simulate)
+    p = sub.add_parser("runner", help="act on a runner: restore NAME")
+    runner_sub = p.add_subparsers(dest="runner_command", required=True)
+    q = runner_sub.add_parser("restore", help="put a quarantined runner back, on probation")
+    q.add_argument("name")
+    q.add_argument("--org", default="aigdat")
+    q.add_argument("--by", default="cli", help="the login recorded as restoring it")
+    q.set_defaults(func=cmd_runner)
     p = sub.add_parser("dead-letters", help="deliveries whose handlers kept failing")
     p.add_argument("--json", action="store_true")
     p.add_argument("--requeue", nargs="+", metavar="DELIVERY", help="requeue these (or 'all')")

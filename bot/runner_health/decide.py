@@ -55,6 +55,7 @@ class Record:
     weight: float = 0.0
     cls: str | None = None
     infra: str | None = None
+    failed: bool = False
 
 
 @dataclass
@@ -67,6 +68,8 @@ class RunnerState:
     removed_by_person: bool = False
     probation_left: int = 0
     warn_since: float | None = None
+    blame_sum: float = 0.0  # running totals over its kept records (the ledger keeps them in step)
+    job_count: int = 0
 
 
 @dataclass(frozen=True)
@@ -103,11 +106,10 @@ def repeated_infra(records: list[Record], policy: HealthPolicy, now: float) -> s
 
 
 def blame_rate(pool: dict[str, RunnerState], but: str, policy: HealthPolicy, now: float) -> float:
-    """p0: how often the rest of the pool is blamed per tracked job over the baseline window."""
-    horizon = policy.baseline_days * 86400
-    weights = [r.weight for name, state in pool.items() if name != but for r in state.records
-               if now - r.at <= horizon]
-    return sum(weights) / len(weights) if weights else 0.0
+    """p0: how often the rest of the pool is blamed per tracked job, over the records each runner keeps."""
+    blame = sum(st.blame_sum for name, st in pool.items() if name != but)
+    jobs = sum(st.job_count for name, st in pool.items() if name != but)
+    return blame / jobs if jobs else 0.0
 
 
 def pool_floor(pool: dict[str, RunnerState], policy: HealthPolicy) -> int:

@@ -81,22 +81,31 @@ class Ledger:
         return [_run_from_json(outcome, json.loads(v)) for v in runs.values()]
 
     # ---- runner records ------------------------------------------------------------------------
-    async def put_record(self, runner: str, record: dict[str, Any]) -> None:
+    async def put_record(self, runner: str, record: dict[str, Any], previous: dict[str, Any] | None = None) -> None:
+        """Write a record and keep the runner's running totals (blame sum, jobs) in step with its records."""
         pipe = self.r.pipeline(transaction=True)
         pipe.hset(self._records(runner), str(record["job_id"]), json.dumps(record))
         pipe.zadd(self._order(runner), {str(record["job_id"]): record["at"]})
         pipe.sadd(self.pool_key, runner)
-        await pipe.execute()
-        await self._trim(runner)
+        delta = (record.get("weight") or 0.0) - ((previous or {}).get("weight") or 0.0)
+        if delta:
+            pipe.hincrbyfloat(self._state(runner), "blame_sum", delta)
+        if previous is None:
+            pipe.hincrby(self._state(runner), "job_count", 1)
+        pipe.zcard(self._order(runner))
+        *_, size = await pipe.execute()
+        if size > self.policy.history:
+            await self._trim(runner, size - self.policy.history)
 
-    async def _trim(self, runner: str) -> None:
-        extra = await self.r.zcard(self._order(runner)) - self.policy.history
-        if extra > 0:
-            old = await self.r.zrange(self._order(runner), 0, extra - 1)
-            pipe = self.r.pipeline(transaction=True)
-            pipe.zrem(self._order(runner), *old)
-            pipe.hdel(self._records(runner), *old)
-            await pipe.execute()
+    async def _trim(self, runner: str, extra: int) -> None:
+        old = await self.r.zrange(self._order(runner), 0, extra - 1)
+        weights = [json.loads(x).get("weight") or 0.0 for x in await self.r.hmget(self._records(runner), old) if x]
+        pipe = self.r.pipeline(transaction=True)
+        pipe.zrem(self._order(runner), *old)
+        pipe.hdel(self._records(runner), *old)
+        pipe.hincrbyfloat(self._state(runner), "blame_sum", -sum(weights))
+        pipe.hincrby(self._state(runner), "job_count", -len(old))
+        await pipe.execute()
 
     async def record(self, runner: str, job_id: int) -> dict[str, Any] | None:
         raw = await self.r.hget(self._records(runner), str(job_id))
@@ -122,13 +131,29 @@ class Ledger:
     async def runners(self) -> list[str]:
         return sorted(x.decode() for x in await self.r.smembers(self.pool_key))
 
-    async def pool(self) -> dict[str, RunnerState]:
-        """Every known runner of the pool with its records and state, for a decision."""
+    async def pool(self, with_records: set[str]) -> dict[str, RunnerState]:
+        """The pool's states (one pipelined round trip), with records only for the runners named.
+
+        Other runners count through their running totals (blame sum and jobs), not their records.
+        """
+        names = await self.runners()
+        pipe = self.r.pipeline(transaction=False)
+        for name in names:
+            pipe.hgetall(self._state(name))
+        states = await pipe.execute()
+        wanted = [n for n in names if n in with_records]
+        pipe = self.r.pipeline(transaction=False)
+        for name in wanted:
+            pipe.zrange(self._order(name), 0, -1)
+        orders = await pipe.execute() if wanted else []
+        pipe = self.r.pipeline(transaction=False)
+        for name, ids in zip(wanted, orders, strict=True):
+            pipe.hmget(self._records(name), ids or [b"-"])
+        raws = dict(zip(wanted, await pipe.execute(), strict=True)) if wanted else {}
         out = {}
-        for name in await self.runners():
-            st = await self.state(name)
-            recs = [Record(r["job_id"], r["job_name"], r["at"], r.get("weight", 0.0), r.get("cls"), r.get("infra"))
-                    for r in await self.records(name)]
+        for name, raw_state in zip(names, states, strict=True):
+            st = {k.decode(): v.decode() for k, v in raw_state.items()}
+            recs = [record_from(json.loads(x)) for x in raws.get(name, []) if x]
             synced = st.get("has_label") not in (None, "")
             out[name] = RunnerState(
                 name=name, records=recs,
@@ -139,6 +164,8 @@ class Ledger:
                 removed_by_person=st.get("removed_by_person") == "1",
                 probation_left=int(st.get("probation_left") or 0),
                 warn_since=float(st["warn_since"]) if st.get("warn_since") else None,
+                blame_sum=float(st.get("blame_sum") or 0.0),
+                job_count=int(st.get("job_count") or 0),
             )
         return out
 
@@ -174,7 +201,9 @@ def record_json(outcome: JobOutcome, cls: str | None, weight: float, why: str, i
 
 
 def record_from(data: dict[str, Any]) -> Record:
-    return Record(**{k: data.get(k) for k in ("job_id", "job_name", "at", "weight", "cls", "infra")})
+    return Record(job_id=data["job_id"], job_name=data.get("job_name", ""), at=data.get("at", 0.0),
+                  weight=data.get("weight") or 0.0, cls=data.get("cls"), infra=data.get("infra"),
+                  failed=bool(data.get("failed")))
 
 
 __all__ = ["Ledger", "asdict", "record_from", "record_json"]

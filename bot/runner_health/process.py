@@ -25,7 +25,7 @@ async def process_outcome(ledger: Ledger, outcome: JobOutcome, annotations: list
         if await ledger.seen(outcome):
             return []
         affected = await _record(ledger, outcome, annotations, policy)
-        pool = await ledger.pool()
+        pool = await ledger.pool(with_records=affected)
         decisions: list[Decision] = []
         ordered = [outcome.runner, *sorted(affected - {outcome.runner})]
         for runner in ordered:
@@ -56,7 +56,7 @@ async def _record(ledger: Ledger, outcome: JobOutcome, annotations: list[str], p
             run_infra = existing.get("infra")
         if not run.failed:
             if run.job_id == outcome.job_id:
-                await ledger.put_record(run.runner, record_json(outcome, None, 0.0, "passed", None))
+                await ledger.put_record(run.runner, record_json(outcome, None, 0.0, "passed", None), existing)
             continue
         attribution = classify(run, runs, run_infra, policy)
         if existing and existing.get("cls") == attribution.cls:
@@ -65,7 +65,7 @@ async def _record(ledger: Ledger, outcome: JobOutcome, annotations: list[str], p
         data = record_json(source, attribution.cls, attribution.weight, attribution.why, run_infra)
         if existing:
             data.update({k: existing[k] for k in ("url", "run_id", "repo", "job_name", "key") if k in existing})
-        await ledger.put_record(run.runner, data)
+        await ledger.put_record(run.runner, data, existing)
         affected.add(run.runner)
     return affected
 
