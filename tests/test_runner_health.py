@@ -27,6 +27,7 @@ KEYS = Keys("nimbys")
 EXAMPLE = json.loads((FIXTURES / "webhooks" / "workflow_job.completed.1.json").read_text())
 ORG, REPO, ISSUES = "aigdat", "aigdat/gaia", "aigdat/nimbys"
 ids = itertools.count(5000)
+STREAK = 6  # blamed failures the sequential test needs (h = 9) against a healthy pool's prior
 
 
 class Pool:
@@ -104,14 +105,15 @@ def test_a_laptop_failing_where_others_pass_is_taken_out_once(settings_for, fake
     pool = Pool(fake_github, [f"{a}-stx-1" for a in ("jefowers", "amy", "bo", "cy", "di", "ed")])
     fake_github.state.users.add("jefowers")
     settings = live(settings_for, fake_github)
-    feed(settings, r, pool.bad_streak("jefowers-stx-1", "amy-stx-1", 3))
+    feed(settings, r, pool.bad_streak("jefowers-stx-1", "amy-stx-1", STREAK))
     assert "stx" not in pool.labels("jefowers-stx-1")
     assert len(fake_github.calls_to("DELETE", "/labels/stx$")) == 1
     [issue] = issues(fake_github).values()
     assert issue["assignees"] == ["jefowers"] and "jefowers-stx-1" in issue["title"]
-    assert issue["body"].count("| DISCORDANT |") == 3 and "amy-stx-1: success" in issue["body"]
+    assert issue["body"].count("| DISCORDANT |") >= 2 and "amy-stx-1: success" in issue["body"]
+    assert "sequential test" in issue["body"]
     assert "/nimbys restore jefowers-stx-1" in issue["body"]
-    assert len(fake_github.state.reruns) == 3  # each blamed job re-run once
+    assert len(fake_github.state.reruns) == STREAK  # each job in evidence re-run once
     assert ("quarantine", "jefowers-stx-1") in audit(r)
     # Everyone else is untouched; more failures of a quarantined runner change nothing.
     assert all("stx" in pool.labels(n) for n in pool.ids if n != "jefowers-stx-1")
@@ -132,7 +134,7 @@ def test_a_commit_failing_on_every_runner_quarantines_nobody(settings_for, fake_
 def test_a_redelivered_event_changes_nothing(settings_for, fake_github, r) -> None:  # type: ignore[no-untyped-def]
     pool = Pool(fake_github, [f"r{i}-stx-1" for i in range(6)])
     settings = live(settings_for, fake_github)
-    streak = pool.bad_streak("r0-stx-1", "r1-stx-1", 2)
+    streak = pool.bad_streak("r0-stx-1", "r1-stx-1", STREAK - 2)
     feed(settings, r, streak)
     before = audit(r)
     feed(settings, r, streak)  # the same jobs again, under new delivery ids
@@ -143,7 +145,7 @@ def test_pool_floor_holds_a_quarantine(settings_for, fake_github, r) -> None:  #
     # Floor: three runners and a floor of three: nobody can leave.
     small = Pool(fake_github, ["a-stx-1", "b-stx-1", "c-stx-1"])
     settings = live(settings_for, fake_github, "  floor-min: 3\n")
-    feed(settings, r, small.bad_streak("a-stx-1", "b-stx-1", 3))
+    feed(settings, r, small.bad_streak("a-stx-1", "b-stx-1", STREAK))
     assert not fake_github.calls_to("DELETE", "/labels/")
     assert any(a == ("hold", "a-stx-1") for a in audit(r))
 
@@ -151,30 +153,34 @@ def test_pool_floor_holds_a_quarantine(settings_for, fake_github, r) -> None:  #
 def test_rate_limit_holds_a_second_quarantine(settings_for, fake_github, r) -> None:  # type: ignore[no-untyped-def]
     pool = Pool(fake_github, [f"r{i}-stx-1" for i in range(8)])
     settings = live(settings_for, fake_github)
-    feed(settings, r, pool.bad_streak("r0-stx-1", "r2-stx-1", 3) + pool.bad_streak("r1-stx-1", "r3-stx-1", 3))
+    feed(settings, r, pool.bad_streak("r0-stx-1", "r2-stx-1", STREAK) + pool.bad_streak("r1-stx-1", "r3-stx-1", STREAK))
     assert [a for a in audit(r) if a[0] == "quarantine"] == [("quarantine", "r0-stx-1")]
     assert ("hold", "r1-stx-1") in audit(r)
     assert "stx" in pool.labels("r1-stx-1")
 
 
 def test_storm_guard_opens_one_pool_wide_issue(settings_for, fake_github, r) -> None:  # type: ignore[no-untyped-def]
+    # Many runners failing raise the pool's own failure rate, which already quiets the sequential
+    # test; the storm guard is for absolute signs: here the same runner error twice on one laptop
+    # while half the pool is at warn level.
     names = [f"r{i}-stx-1" for i in range(6)]
     pool = Pool(fake_github, names)
     settings = live(settings_for, fake_github)
-    payloads = []
-    for bad, good in [("r0-stx-1", "r5-stx-1"), ("r1-stx-1", "r5-stx-1"), ("r2-stx-1", "r4-stx-1")]:
-        payloads += pool.bad_streak(bad, good, 2)  # three runners at warn level within the window
-    payloads += pool.bad_streak("r0-stx-1", "r5-stx-1", 1)
+    payloads = pool.bad_streak("r1-stx-1", "r5-stx-1", 2) + pool.bad_streak("r2-stx-1", "r4-stx-1", 2)
+    payloads += pool.bad_streak("r0-stx-1", "r3-stx-1", 1)
+    setup_failed = [("Set up job", "failure")]
+    payloads += [pool.job("r0-stx-1", "failure", f"i{i}", steps=setup_failed) for i in range(2)]
     feed(settings, r, payloads)
     assert not fake_github.calls_to("DELETE", "/labels/")
     storm = [i for i in issues(fake_github).values() if "nimbys-storm" in i["body"]]
     assert len(storm) == 1 and "@pool-admin" in storm[0]["body"]
+    assert ("storm", "r0-stx-1") in audit(r)
 
 
 def test_shadow_mode_changes_no_label_and_says_would_have(settings_for, fake_github, r) -> None:  # type: ignore[no-untyped-def]
     pool = Pool(fake_github, [f"r{i}-stx-1" for i in range(6)])
     settings = live(settings_for, fake_github, "  mode: shadow\n")
-    feed(settings, r, pool.bad_streak("r0-stx-1", "r1-stx-1", 3))
+    feed(settings, r, pool.bad_streak("r0-stx-1", "r1-stx-1", STREAK))
     assert not fake_github.calls_to("DELETE", "/labels/") and "stx" in pool.labels("r0-stx-1")
     [issue] = issues(fake_github).values()
     assert "would have been taken out" in issue["body"] and "(shadow)" in issue["title"]
@@ -183,7 +189,7 @@ def test_shadow_mode_changes_no_label_and_says_would_have(settings_for, fake_git
 def test_an_exempt_runner_is_never_quarantined(settings_for, fake_github, r) -> None:  # type: ignore[no-untyped-def]
     pool = Pool(fake_github, [f"r{i}-stx-1" for i in range(6)])
     settings = live(settings_for, fake_github, "  exempt: [r0-stx-1]\n")
-    feed(settings, r, pool.bad_streak("r0-stx-1", "r1-stx-1", 4))
+    feed(settings, r, pool.bad_streak("r0-stx-1", "r1-stx-1", STREAK + 1))
     assert not fake_github.calls_to("DELETE", "/labels/") and ("hold", "r0-stx-1") in audit(r)
 
 
@@ -204,12 +210,12 @@ def test_restore_then_probation_and_a_second_quarantine_comments_on_the_open_iss
         settings_for, fake_github, r) -> None:
     pool = Pool(fake_github, [f"r{i}-stx-1" for i in range(6)])
     settings = live(settings_for, fake_github)
-    feed(settings, r, pool.bad_streak("r0-stx-1", "r1-stx-1", 3))
+    feed(settings, r, pool.bad_streak("r0-stx-1", "r1-stx-1", STREAK))
     [number] = issues(fake_github)
     assert asyncio.run(_restore(settings, "r0-stx-1", "someone")) == "r0-stx-1 restored; on probation for 5 jobs"
     assert "stx" in pool.labels("r0-stx-1") and issues(fake_github)[number]["state"] == "closed"
     # On probation: one blamed failure takes it out again, past the 6 h rate limit.
-    feed(settings, r, pool.bad_streak("r0-stx-1", "r1-stx-1", 1))
+    feed(settings, r, pool.bad_streak("r0-stx-1", "r1-stx-1", 1))  # one blamed failure on probation
     assert "stx" not in pool.labels("r0-stx-1")
     assert [a for a in audit(r) if a[0] == "quarantine"] == [("quarantine", "r0-stx-1")] * 2
     # A new issue (the old one is closed); were it open, it would get a comment instead:
@@ -219,7 +225,7 @@ def test_restore_then_probation_and_a_second_quarantine_comments_on_the_open_iss
     assert int(state[b"issue_number"]) == max(issues(fake_github)) and reopened["state"] == "open"
     r.hset("nimbys:health:state:r0-stx-1", mapping={"quarantined": 0, "probation_left": 0})  # put back by hand
     r.delete("nimbys:health:last-auto-quarantine")
-    feed(settings, r, pool.bad_streak("r0-stx-1", "r1-stx-1", 3))
+    feed(settings, r, pool.bad_streak("r0-stx-1", "r1-stx-1", STREAK))
     assert len(issues(fake_github)) == 2
     assert any(c["body"].startswith("Quarantined again") for c in fake_github.state.comments.values())
 
@@ -228,7 +234,7 @@ def test_a_runner_deleted_from_github_is_logged_clearly(settings_for, fake_githu
     caplog.set_level(logging.WARNING)
     pool = Pool(fake_github, [f"r{i}-stx-1" for i in range(6)])
     settings = live(settings_for, fake_github)
-    streak = pool.bad_streak("r0-stx-1", "r1-stx-1", 3)
+    streak = pool.bad_streak("r0-stx-1", "r1-stx-1", STREAK)
     del fake_github.state.runners[ORG][pool.ids["r0-stx-1"]]
     feed(settings, r, streak)
     assert any("no longer exists on GitHub" in rec.getMessage() for rec in caplog.records)
@@ -238,7 +244,8 @@ def test_a_runner_deleted_from_github_is_logged_clearly(settings_for, fake_githu
 def test_two_workers_decide_as_one(settings_for, fake_github, r) -> None:  # type: ignore[no-untyped-def]
     pool = Pool(fake_github, [f"r{i}-stx-1" for i in range(8)])
     settings = live(settings_for, fake_github)
-    payloads = pool.bad_streak("r0-stx-1", "r2-stx-1", 4) + pool.bad_streak("r1-stx-1", "r3-stx-1", 4)
+    payloads = pool.bad_streak("r0-stx-1", "r2-stx-1", STREAK + 1) + pool.bad_streak("r1-stx-1", "r3-stx-1",
+                                                                                        STREAK + 1)
     feed(settings, r, payloads, workers=2)
     quarantines = [a for a in audit(r) if a[0] == "quarantine"]
     assert len(quarantines) == 1  # the rate limit holds the second, whichever came first

@@ -15,6 +15,7 @@ from bot.runner_health.decide import (
     Record,
     RunnerState,
     classify,
+    cusum,
     decide,
     failures_in_a_row,
     score,
@@ -99,11 +100,24 @@ def test_score_and_runs() -> None:
     assert failures_in_a_row(records) == 2
 
 
-def test_three_blamed_failures_in_a_row_quarantine() -> None:
-    runners = pool(6, bad=failing("bad", [0, 0, 1, 1, 1]))
+def test_the_sequential_test_quarantines_a_runner_failing_far_more_than_its_peers() -> None:
+    peers = {f"p{i}": RunnerState(f"p{i}", job_count=100, fail_sum=5) for i in range(6)}  # 5 % flaky
+    runners = {**peers, "bad": failing("bad", [0, 1, 1, 1, 1, 1])}
+    assert decide("bad", {**peers, "bad": failing("bad", [0, 1, 1, 1])}, POLICY, 10 * HOUR, None).action == "warn"
     decision = decide("bad", runners, POLICY, now=10 * HOUR, last_auto_quarantine=None)
+    assert decision.action == "quarantine" and "sequential test" in decision.reason
+    assert decision.evidence == (1, 2, 3, 4, 5)
+    assert cusum(failing("x", [1, 0, 0, 0, 0, 0, 0, 0]).records, 0.05, POLICY) == 0.0  # a one-off fades
+    code = [Record(i, "n", i, 0.0, CODE, failed=True) for i in range(10)]
+    assert cusum(code, 0.05, POLICY) == 0.0  # failures of the code say nothing about the runner
+
+
+def test_the_designs_starting_rules_can_be_switched_on() -> None:
+    import dataclasses
+
+    policy = dataclasses.replace(POLICY, quarantine_consecutive=3, detector_h=1000)
+    decision = decide("bad", pool(6, bad=failing("bad", [0, 0, 1, 1, 1])), policy, 10 * HOUR, None)
     assert decision.action == "quarantine" and "3 failures in a row" in decision.reason
-    assert decision.evidence == (2, 3, 4)
 
 
 def test_warn_without_quarantine_and_nothing_for_a_healthy_runner() -> None:
@@ -126,7 +140,7 @@ def test_repeated_infra_signature_within_a_day() -> None:
     ("exempt", lambda p: setattr(p["bad"], "exempt", True), "exempt"),
 ])
 def test_safeguards_hold_a_quarantine(guard: str, setup, word: str) -> None:  # type: ignore[no-untyped-def]
-    runners = pool(5, bad=failing("bad", [1, 1, 1]))
+    runners = pool(5, bad=failing("bad", [1] * 6))
     setup(runners)
     last = 9 * HOUR if guard == "rate" else None
     decision = decide("bad", runners, POLICY, 10 * HOUR, last)
@@ -134,7 +148,7 @@ def test_safeguards_hold_a_quarantine(guard: str, setup, word: str) -> None:  # 
 
 
 def test_storm_guard_quarantines_nobody() -> None:
-    runners = pool(6, bad=failing("bad", [1, 1, 1]))
+    runners = pool(6, bad=failing("bad", [1] * 6))
     for state in list(runners.values())[:4]:
         state.warn_since = 9.5 * HOUR
     assert decide("bad", runners, POLICY, 10 * HOUR, None).action == "storm"

@@ -70,6 +70,7 @@ class RunnerState:
     warn_since: float | None = None
     blame_sum: float = 0.0  # running totals over its kept records (the ledger keeps them in step)
     job_count: int = 0
+    fail_sum: int = 0  # failures not attributed to code
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,34 @@ def blame_rate(pool: dict[str, RunnerState], but: str, policy: HealthPolicy, now
     return blame / jobs if jobs else 0.0
 
 
+def failure_rate(pool: dict[str, RunnerState], but: str, policy: HealthPolicy) -> float:
+    """The rest of the pool's failure rate (failures not attributed to code per tracked job).
+
+    Only runners still in the pool count: one already taken out is not the baseline.
+    """
+    peers = [st for name, st in pool.items() if name != but and st.carries_label]
+    fails = sum(st.fail_sum for st in peers) + policy.detector_p0_prior * policy.detector_prior_jobs
+    jobs = sum(st.job_count for st in peers) + policy.detector_prior_jobs
+    # Clamped: when the whole pool fails (a broken commit not yet proven CODE), nothing singles one out.
+    return min(0.9, max(policy.detector_p0_floor, fails / jobs if jobs else 0.0))
+
+
+def cusum(records: list[Record], p0: float, policy: HealthPolicy) -> float:
+    """CUSUM of log-likelihood ratios, 'fails at p0 + margin' against 'fails like the pool (p0)'.
+
+    A failure attributed to code says nothing about the runner (0); any other failure counts
+    log(p1/p0); a success counts log((1-p1)/(1-p0)). The sum restarts at 0 when it goes below.
+    """
+    p1 = min(0.95, p0 + policy.detector_margin)
+    fail, ok = math.log(p1 / p0), math.log((1 - p1) / (1 - p0))
+    total = 0.0
+    for record in records:
+        if record.cls == CODE:
+            continue
+        total = max(0.0, total + (fail if record.failed or record.weight > 0 else ok))
+    return total
+
+
 def pool_floor(pool: dict[str, RunnerState], policy: HealthPolicy) -> int:
     return max(policy.floor_min, math.ceil(policy.floor_fraction * len(pool)))
 
@@ -129,11 +158,17 @@ def decide(name: str, pool: dict[str, RunnerState], policy: HealthPolicy, now: f
     on_probation = state.probation_left > 0 and records[-1].weight >= 1
     if on_probation:
         reasons.append("a weight-1 failure while on probation")
+    rate = failure_rate(pool, name, policy)
+    evidence_sum = cusum(records, rate, policy)
+    if evidence_sum >= policy.detector_h:
+        reasons.append(f"fails far more often than the rest of the pool ({rate:.0%} of their jobs): "
+                       f"sequential test {evidence_sum:.1f} >= {policy.detector_h:g}")
     streak = failures_in_a_row(records)
-    if streak >= policy.quarantine_consecutive:
+    if policy.quarantine_consecutive and streak >= policy.quarantine_consecutive:
         reasons.append(f"{streak} failures in a row blamed on the runner")
     p0 = blame_rate(pool, name, policy, now)
-    if s >= policy.quarantine_score and s / policy.window >= p0 + policy.quarantine_margin:
+    if policy.quarantine_score and s >= policy.quarantine_score \
+            and s / policy.window >= p0 + policy.quarantine_margin:
         reasons.append(f"score {s:g} over its last {policy.window} jobs (rest of the pool: {p0:.2f} per job)")
     infra = repeated_infra(records, policy, now)
     if infra:

@@ -90,6 +90,9 @@ class Ledger:
         delta = (record.get("weight") or 0.0) - ((previous or {}).get("weight") or 0.0)
         if delta:
             pipe.hincrbyfloat(self._state(runner), "blame_sum", delta)
+        fail_delta = _counts_as_failure(record) - _counts_as_failure(previous)
+        if fail_delta:
+            pipe.hincrby(self._state(runner), "fail_sum", fail_delta)
         if previous is None:
             pipe.hincrby(self._state(runner), "job_count", 1)
         pipe.zcard(self._order(runner))
@@ -99,11 +102,12 @@ class Ledger:
 
     async def _trim(self, runner: str, extra: int) -> None:
         old = await self.r.zrange(self._order(runner), 0, extra - 1)
-        weights = [json.loads(x).get("weight") or 0.0 for x in await self.r.hmget(self._records(runner), old) if x]
+        gone = [json.loads(x) for x in await self.r.hmget(self._records(runner), old) if x]
         pipe = self.r.pipeline(transaction=True)
         pipe.zrem(self._order(runner), *old)
         pipe.hdel(self._records(runner), *old)
-        pipe.hincrbyfloat(self._state(runner), "blame_sum", -sum(weights))
+        pipe.hincrbyfloat(self._state(runner), "blame_sum", -sum(r.get("weight") or 0.0 for r in gone))
+        pipe.hincrby(self._state(runner), "fail_sum", -sum(_counts_as_failure(r) for r in gone))
         pipe.hincrby(self._state(runner), "job_count", -len(old))
         await pipe.execute()
 
@@ -166,6 +170,7 @@ class Ledger:
                 warn_since=float(st["warn_since"]) if st.get("warn_since") else None,
                 blame_sum=float(st.get("blame_sum") or 0.0),
                 job_count=int(st.get("job_count") or 0),
+                fail_sum=int(st.get("fail_sum") or 0),
             )
         return out
 
@@ -198,6 +203,10 @@ def record_json(outcome: JobOutcome, cls: str | None, weight: float, why: str, i
     return {"job_id": outcome.job_id, "job_name": outcome.job_name, "key": outcome.key.as_str(),
             "at": outcome.completed_at, "failed": outcome.failed, "cls": cls, "weight": weight, "why": why,
             "infra": infra, "url": outcome.url, "run_id": outcome.run_id, "repo": outcome.key.repo}
+
+
+def _counts_as_failure(record: dict[str, Any] | None) -> int:
+    return int(bool(record) and bool(record.get("failed")) and record.get("cls") != "CODE")
 
 
 def record_from(data: dict[str, Any]) -> Record:

@@ -34,9 +34,19 @@ class HealthPolicy:
     weight_discordant: float = 1.0
     weight_unresolved: float = 0.25
     warn_score: float = 2.0
-    quarantine_consecutive: int = 3  # weight-1 failures in a row
-    quarantine_score: float = 3.0
-    quarantine_margin: float = 0.2  # and S/window >= p0 + margin
+    # The sequential test (CUSUM over each job's log-likelihood ratio: failing at p0 + margin
+    # against the pool's own failure rate p0). h = 9 keeps false alarms under 1 per 10,000 pool
+    # jobs at 5-8 % flaky failures (bench/README.md: figures from the simulator).
+    detector_h: float = 9.0
+    detector_margin: float = 0.3
+    detector_p0_floor: float = 0.02
+    detector_p0_prior: float = 0.08  # the pool's failure rate before it has history ...
+    detector_prior_jobs: float = 50.0  # ... weighted as this many jobs
+    # The design's starting-point rules, off by default (0): at 5-8 % flaky failures the simulator
+    # shows each exceeding the false-alarm target on its own.
+    quarantine_consecutive: int = 0  # weight-1 failures in a row
+    quarantine_score: float = 0.0  # S over the window ...
+    quarantine_margin: float = 0.2  # ... and S/window >= p0 + margin
     infra_repeat_hours: float = 24.0  # the same INFRA signature twice within this
     discordant_hours: float = 24.0  # a pass elsewhere within this after the failure
     baseline_days: float = 14.0  # p0: blame rate of the rest of the pool over this
