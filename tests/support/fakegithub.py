@@ -151,6 +151,12 @@ class State:
     annotations: dict[int, list[str]] = field(default_factory=dict)  # job (check run) id -> messages
     reruns: list[int] = field(default_factory=list)
     users: set[str] = field(default_factory=set)
+    members: dict[str, dict[str, str]] = field(default_factory=dict)  # org -> login -> role (admin|member)
+    permissions: dict[tuple[str, str], str] = field(default_factory=dict)  # (repo, login) -> role_name
+    reactions: list[tuple[int, str]] = field(default_factory=list)  # (comment id, content)
+    prs: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)  # (repo, number) -> head, author
+    runs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # repo -> workflow runs (with jobs)
+    reran_runs: list[int] = field(default_factory=list)
     ids: itertools.count = field(default_factory=lambda: itertools.count(1000))
 
     def add_pr_files(self, repo: str, number: int, files: list[tuple[str, str]]) -> None:
@@ -454,7 +460,8 @@ def _register_routes(fake: FakeGitHub) -> None:
     async def create_comment(f: FakeGitHub, r: web.Request, p: dict[str, str], b: Any) -> web.Response:
         number = int(p["issue_number"])
         issue = repo_issues(p["owner"], p["repo"]).get(number)
-        if issue is None and number in st.pulls.get(f"{p['owner']}/{p['repo']}", {}):
+        repo = f"{p['owner']}/{p['repo']}"
+        if issue is None and (number in st.pulls.get(repo, {}) or (repo, number) in st.prs):
             issue = {}  # a pull request is an issue for comments
         if issue is None:
             return _not_found()
@@ -487,6 +494,64 @@ def _paginate(f: FakeGitHub, r: web.Request, items: list[Any]) -> web.Response:
 
 def _register_pr_routes(fake: FakeGitHub) -> None:
     st = fake.state
+
+    @fake.route("GET", "/orgs/{org}/members/{username}")
+    async def is_member(f: FakeGitHub, r: web.Request, p: dict[str, str], b: Any) -> web.Response:
+        known = p["username"] in st.members.get(p["org"], {})
+        return web.Response(status=204) if known else _not_found()
+
+    @fake.route("GET", "/orgs/{org}/memberships/{username}")
+    async def membership(f: FakeGitHub, r: web.Request, p: dict[str, str], b: Any) -> web.Response:
+        role = st.members.get(p["org"], {}).get(p["username"])
+        if role is None:
+            return _not_found()
+        return _json({"url": "", "state": "active", "role": role, "organization_url": "",
+                      "organization": {"login": p["org"], "id": 9, "node_id": "O_9", "url": "", "repos_url": "",
+                                       "events_url": "", "hooks_url": "", "issues_url": "", "members_url": "",
+                                       "public_members_url": "", "avatar_url": "", "description": None},
+                      "user": user_json(p["username"])})
+
+    @fake.route("GET", "/repos/{owner}/{repo}/collaborators/{username}/permission")
+    async def permission(f: FakeGitHub, r: web.Request, p: dict[str, str], b: Any) -> web.Response:
+        role = st.permissions.get((f"{p['owner']}/{p['repo']}", p["username"]))
+        if role is None:
+            return _not_found()
+        legacy = {"maintain": "write", "triage": "read"}.get(role, role)
+        return _json({"permission": legacy, "role_name": role, "user": user_json(p["username"])})
+
+    @fake.route("POST", "/repos/{owner}/{repo}/issues/comments/{id}/reactions")
+    async def react(f: FakeGitHub, r: web.Request, p: dict[str, str], b: Any) -> web.Response:
+        st.reactions.append((int(p["id"]), b["content"]))
+        return _json({"id": next(st.ids), "node_id": "R_1", "user": user_json("nimbys-bot[bot]", 7, "Bot"),
+                      "content": b["content"], "created_at": "2026-01-01T00:00:00Z"}, 201)
+
+    @fake.route("GET", "/repos/{owner}/{repo}/pulls/{number}")
+    async def get_pr(f: FakeGitHub, r: web.Request, p: dict[str, str], b: Any) -> web.Response:
+        repo = f"{p['owner']}/{p['repo']}"
+        pr = st.prs.get((repo, int(p["number"])))
+        if pr is None:
+            return _not_found()
+        return _json({"number": int(p["number"]), "state": "open", "user": user_json(pr["author"]),
+                      "head": {"sha": pr["head"], "ref": "feature", "repo": {"full_name": repo}},
+                      "base": {"sha": pr.get("base", "b0"), "ref": "main", "repo": {"full_name": repo}}})
+
+    @fake.route("GET", "/repos/{owner}/{repo}/actions/runs")
+    async def list_runs(f: FakeGitHub, r: web.Request, p: dict[str, str], b: Any) -> web.Response:
+        runs = [{k: v for k, v in run.items() if k != "jobs"} for run in st.runs.get(f"{p['owner']}/{p['repo']}", [])
+                if run["head_sha"] == r.query.get("head_sha", run["head_sha"])]
+        return _json({"total_count": len(runs), "workflow_runs": runs})
+
+    @fake.route("GET", "/repos/{owner}/{repo}/actions/runs/{run_id}/attempts/{attempt}/jobs")
+    async def run_jobs(f: FakeGitHub, r: web.Request, p: dict[str, str], b: Any) -> web.Response:
+        for run in st.runs.get(f"{p['owner']}/{p['repo']}", []):
+            if run["id"] == int(p["run_id"]):
+                return _json({"total_count": len(run["jobs"]), "jobs": run["jobs"]})
+        return _not_found()
+
+    @fake.route("POST", "/repos/{owner}/{repo}/actions/runs/{run_id}/rerun-failed-jobs")
+    async def rerun_failed(f: FakeGitHub, r: web.Request, p: dict[str, str], b: Any) -> web.Response:
+        st.reran_runs.append(int(p["run_id"]))
+        return _json({}, 201)
 
     @fake.route("GET", "/repos/{owner}/{repo}/check-runs/{id}/annotations")
     async def annotations(f: FakeGitHub, r: web.Request, p: dict[str, str], b: Any) -> web.Response:
