@@ -191,7 +191,10 @@ def test_lint_reruns_the_pr_report(bot, fake_github) -> None:  # type: ignore[no
     fake_github.state.add_pr_files(REPO, 7, [(".github/workflows/npu.yml", "added")])
     workflow = "name: npu\non: push\njobs:\n  t:\n    runs-on: stx\n    steps:\n      - run: echo npu\n"
     fake_github.state.put_file(REPO, "h7", ".github/workflows/npu.yml", workflow)
-    bot(comment("/nimbys lint", login="bob"))
+    bot(comment("/nimbys lint", login="mallory"))
+    assert "not allowed: `lint` needs write access" in replies(fake_github)[-1]
+    assert not fake_github.state.check_runs
+    bot(comment("/nimbys lint", login="bob"))  # the PR's author, a member
     [run] = fake_github.state.check_runs.values()
     assert run["head_sha"] == "h7" and run["conclusion"] == "failure"
     assert "linted again: failure" in replies(fake_github)[-1]
