@@ -130,13 +130,19 @@ async def _may_act_on_pr(inv: Invocation, what: str) -> tuple[str, bool] | None:
                     f"{inv.org}")
 
 
-async def _requeue(cmd: Command, inv: Invocation) -> tuple[str, bool]:
-    refused = await _may_act_on_pr(inv, "requeue")
+async def _allowed_pr(inv: Invocation, what: str) -> tuple[PullRequestRef | None, tuple[str, bool] | None]:
+    """The PR a PR command acts on, or the reply refusing it."""
+    refused = await _may_act_on_pr(inv, what)
     if refused:
-        return refused
+        return None, refused
     ref = await _pr_head(inv)
+    return (ref, None) if ref else (None, ("could not read this pull request.", False))
+
+
+async def _requeue(cmd: Command, inv: Invocation) -> tuple[str, bool]:
+    ref, refusal = await _allowed_pr(inv, "requeue")
     if ref is None:
-        return "could not read this pull request.", False
+        return refusal or ("", False)
     pool_labels = {x.lower() for x in inv.ledger.policy.tracked_labels}
     runs = [r async for r in inv.gh.getiter("/repos/{owner}/{repo}/actions/runs{?head_sha,per_page}",
                                             {**inv.owner_repo, "head_sha": ref.head_sha, "per_page": 100},
@@ -223,12 +229,9 @@ async def _exempt(cmd: Command, inv: Invocation) -> tuple[str, bool]:
 
 
 async def _lint(cmd: Command, inv: Invocation) -> tuple[str, bool]:
-    refused = await _may_act_on_pr(inv, "lint")
-    if refused:
-        return refused
-    ref = await _pr_head(inv)
+    ref, refusal = await _allowed_pr(inv, "lint")
     if ref is None:
-        return "could not read this pull request.", False
+        return refusal or ("", False)
     report = await report_pull_request(inv.gh, inv.ctx, ref)
     if report is None:
         return "this PR changes no NIMBYS workflow.", True

@@ -16,7 +16,7 @@ from functools import cached_property
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from bot.lint.source import Workflow, mapping_get
+from bot.lint.source import Workflow, mapping_entry, mapping_get
 
 _EXPR = re.compile(r"\$\{\{(.*?)\}\}", re.S)
 _LITERAL = re.compile(r"'((?:[^']|'')*)'")
@@ -39,12 +39,8 @@ def col_of(node: Node) -> int:
 
 def key_node(mapping: Node, key: str) -> ScalarNode | None:
     """The key node itself (for findings reported on ``key:``)."""
-    found = None
-    if isinstance(mapping, MappingNode):
-        for k, _v in mapping.value:
-            if isinstance(k, ScalarNode) and k.value == key:
-                found = k
-    return found
+    entry = mapping_entry(mapping, key)
+    return entry[0] if entry else None
 
 
 def items(mapping: Node | None) -> list[tuple[ScalarNode, Node]]:

@@ -157,19 +157,6 @@ class Env:
         else:
             text = _SH_VAR.sub(lambda m: self._env(m.group(1), m.group(0)), text)
         return text
-        target = _TARGET.match(text)
-        if target:
-            return target.group(0) + self.resolve(text[target.end():])
-        text = _EXPR.sub(lambda m: self._expr(m.group(1)), text)
-        text = _CWD_EXPRS.sub(WORKDIR, text)
-        if is_powershell(self.shell):
-            text = _PS_ENV.sub(lambda m: self._env(m.group(1) or m.group(2), m.group(0)), text)
-            text = _PS_VAR.sub(lambda m: self._ps_var(m.group(0), m.group(1)), text)
-        elif self.shell == "cmd":
-            text = _CMD_VAR.sub(lambda m: self._env(m.group(1), m.group(0)), text)
-        else:
-            text = _SH_VAR.sub(lambda m: self._env(m.group(1), m.group(0)), text)
-        return text
 
     def _expr(self, expr: str) -> str:
         expr = expr.strip()

@@ -109,14 +109,20 @@ def load_workflow(data: bytes | str, path: str, *, max_bytes: int = MAX_BYTES) -
     return Workflow(path=path, text=text, root=root)
 
 
-def mapping_get(node: Node, key: str) -> Node | None:
-    """The value node under ``key`` in a mapping node (last one wins, as in YAML loaders)."""
+def mapping_entry(node: Node | None, key: str) -> tuple[ScalarNode, Node] | None:
+    """The (key node, value node) pair of ``key`` in a mapping node (last one wins, as in YAML loaders)."""
     found = None
     if isinstance(node, MappingNode):
         for k, v in node.value:
             if isinstance(k, ScalarNode) and k.value == key:
-                found = v
+                found = (k, v)
     return found
+
+
+def mapping_get(node: Node | None, key: str) -> Node | None:
+    """The value node under ``key`` in a mapping node."""
+    entry = mapping_entry(node, key)
+    return entry[1] if entry else None
 
 
 class _TooBig(ValueError):
