@@ -92,6 +92,8 @@ class Settings:
     worker_name: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     extra_routers: tuple[str, ...] = ()
     app_slug: str | None = None
+    dashboard_token: str | None = field(default=None, repr=False)
+    metrics_public: bool = False
     user_agent: str = "nimbys-bot"
 
     @property
@@ -157,6 +159,8 @@ class Settings:
             worker_name=env.get("NIMBYS_WORKER_NAME") or f"{socket.gethostname()}-{os.getpid()}",
             extra_routers=extra,
             app_slug=env.get("NIMBYS_APP_SLUG") or None,
+            dashboard_token=env.get("NIMBYS_DASHBOARD_TOKEN") or None,
+            metrics_public=_flag(env, "NIMBYS_METRICS_PUBLIC", False),
         )
 
     def require_webhook_secret(self) -> str:

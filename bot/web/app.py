@@ -45,4 +45,7 @@ def create_app(settings: Settings, client: redis.Redis | None = None) -> Flask:
             dead_letters=backlog.dead_letters,
         )
 
+    from bot.web import dashboard
+
+    dashboard.register(app, settings, client)
     return app

@@ -14,6 +14,7 @@ try:
         raise SettingsError("REDIS_URL is not set: the web process needs the shared Redis")
     register_secret(_settings.webhook_secret)
     register_secret(_settings.private_key)
+    register_secret(_settings.dashboard_token)
     setup_logging(_settings.log_level, _settings.log_format)
     app = create_app(_settings)
 except SettingsError as exc:
