@@ -10,11 +10,13 @@ have been done.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from typing import Any
 
 from gidgethub import BadRequest, HTTPException
+from redis.exceptions import LockError
 
 from bot.context import BotContext
 from bot.runner_health.ledger import Ledger
@@ -59,7 +61,22 @@ async def maintainer(gh: Any, org: str, runner: str, runner_id: str | None, poli
 
 
 async def carry_out(gh: Any, ctx: BotContext, ledger: Ledger, org: str, runner: str) -> None:
-    """Finish whatever a quarantine of this runner still has to do."""
+    """Finish whatever a quarantine of this runner still has to do.
+
+    One worker at a time per runner: another that finds the lock taken leaves the flags to its holder
+    (were the holder to die, the lock expires and the next event's worker finishes them).
+    """
+    lock = ledger.r.lock(f"{ledger.p}:acting:{runner}", timeout=120, blocking=False)
+    if not await lock.acquire():
+        return
+    try:
+        await _carry_out(gh, ledger, org, runner)
+    finally:
+        with contextlib.suppress(LockError):
+            await lock.release()
+
+
+async def _carry_out(gh: Any, ledger: Ledger, org: str, runner: str) -> None:
     policy = ledger.policy
     state = await ledger.state(runner)
     if state.get("quarantined") != "1":
