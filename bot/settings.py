@@ -93,6 +93,8 @@ class Settings:
     extra_routers: tuple[str, ...] = ()
     app_slug: str | None = None
     dashboard_token: str | None = field(default=None, repr=False)
+    org: str = "aigdat"
+    watch_seconds: int = 180
     metrics_public: bool = False
     user_agent: str = "nimbys-bot"
 
@@ -160,6 +162,8 @@ class Settings:
             extra_routers=extra,
             app_slug=env.get("NIMBYS_APP_SLUG") or None,
             dashboard_token=env.get("NIMBYS_DASHBOARD_TOKEN") or None,
+            org=env.get("NIMBYS_ORG") or "aigdat",
+            watch_seconds=int(_number(env, "NIMBYS_WATCH_SECONDS", 180)),  # 0: no watcher in this worker
             metrics_public=_flag(env, "NIMBYS_METRICS_PUBLIC", False),
         )
 

@@ -85,6 +85,7 @@ def settings_for(redis_url: str, app_key: tuple[str, str]) -> Callable[..., Sett
             claim_idle_ms=500,
             max_attempts=3,
             worker_name="test-worker",
+            watch_seconds=0,  # the pool watcher is driven by its own test
         )
         return dataclasses.replace(base, **overrides)
 
@@ -125,6 +126,7 @@ class Processes:
             NIMBYS_RETRY_BASE_SECONDS="0.05",
             NIMBYS_WEB_WORKERS="1",
             NIMBYS_WEB_THREADS="4",
+            NIMBYS_WATCH_SECONDS="0",
         )
         env.update(extra)
         return env

@@ -162,6 +162,9 @@ class Worker:
     async def run(self) -> None:
         """Consume until asked to stop. Redis outages are waited out, never fatal."""
         log.info("worker started", extra={"worker": self.name, "mode": self.settings.mode})
+        from bot.pool.watcher import watch_forever
+
+        watcher = asyncio.create_task(watch_forever(self.ctx, self._stopping))
         claim_every = max(0.05, self.settings.claim_idle_ms / 2000)
         last_claim = 0.0
         outage = 0
@@ -198,6 +201,7 @@ class Worker:
                     continue
                 log.exception("redis refused a command")
                 await self._pause(1.0)
+        await watcher
         log.info("worker stopped", extra={"worker": self.name, "handled": self.handled})
 
     async def _pause(self, seconds: float) -> None:

@@ -334,7 +334,8 @@ class FakeGitHub:
 
     def _check_auth(self, path: str, headers: dict[str, str]) -> str | None:
         auth = headers.get("authorization", "")
-        if path.startswith("/app"):
+        if path.startswith("/app") or re.fullmatch(r"/(orgs|users)/[^/]+/installation|/repos/[^/]+/[^/]+/installation",
+                                                   path):
             if not auth.lower().startswith("bearer "):
                 return "A JSON web token could not be decoded"
             try:
@@ -494,6 +495,17 @@ def _paginate(f: FakeGitHub, r: web.Request, items: list[Any]) -> web.Response:
 
 def _register_pr_routes(fake: FakeGitHub) -> None:
     st = fake.state
+
+    @fake.route("GET", "/orgs/{org}/installation")
+    async def org_installation(f: FakeGitHub, r: web.Request, p: dict[str, str], b: Any) -> web.Response:
+        for inst, org in st.installations.items():
+            if org == p["org"]:
+                return _json({"id": inst, "account": user_json(org, 9, "Organization"), "access_tokens_url": "",
+                              "repositories_url": "", "html_url": "", "app_id": int(st.app_id), "target_id": 9,
+                              "target_type": "Organization", "permissions": {}, "events": [],
+                              "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z",
+                              "single_file_name": None, "app_slug": st.app_slug, "repository_selection": "all"})
+        return _not_found()
 
     @fake.route("GET", "/orgs/{org}/members/{username}")
     async def is_member(f: FakeGitHub, r: web.Request, p: dict[str, str], b: Any) -> web.Response:
