@@ -93,6 +93,9 @@ class Settings:
     extra_routers: tuple[str, ...] = ()
     app_slug: str | None = None
     dashboard_token: str | None = field(default=None, repr=False)
+    oauth_client_id: str | None = None
+    oauth_client_secret: str | None = field(default=None, repr=False)
+    github_url: str = "https://github.com"
     org: str = "aigdat"
     watch_seconds: int = 180
     metrics_public: bool = False
@@ -162,6 +165,9 @@ class Settings:
             extra_routers=extra,
             app_slug=env.get("NIMBYS_APP_SLUG") or None,
             dashboard_token=env.get("NIMBYS_DASHBOARD_TOKEN") or None,
+            oauth_client_id=env.get("GITHUB_CLIENT_ID") or None,
+            oauth_client_secret=env.get("GITHUB_CLIENT_SECRET") or None,
+            github_url=(env.get("GITHUB_URL") or "https://github.com").rstrip("/"),
             org=env.get("NIMBYS_ORG") or "aigdat",
             watch_seconds=int(_number(env, "NIMBYS_WATCH_SECONDS", 180)),  # 0: no watcher in this worker
             metrics_public=_flag(env, "NIMBYS_METRICS_PUBLIC", False),

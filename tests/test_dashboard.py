@@ -83,3 +83,36 @@ def test_metrics(seeded, r) -> None:  # type: ignore[no-untyped-def]
     client.post("/webhook", data=b"{}", headers={"X-GitHub-Event": "ping"})
     assert 'outcome="refused",reason="missing X-Hub-Signature-256"} 1' in public.get("/metrics").text
     assert ORG
+
+
+def test_github_sign_in_for_org_members_only(seeded, r, fake_github) -> None:  # type: ignore[no-untyped-def]
+    import dataclasses
+    from urllib.parse import parse_qs, urlparse
+
+    settings = dataclasses.replace(seeded, dashboard_token=None, oauth_client_id="Iv1.client",
+                                   oauth_client_secret="client-secret", github_url=fake_github.url)
+    fake_github.state.members[ORG] = {"alice": "member"}
+    fake_github.state.oauth_codes.update({"code-alice": "alice", "code-mallory": "mallory"})
+    client = create_app(settings, r).test_client()
+    assert client.get("/").headers["Location"] == "/auth/login"  # the page sends people to sign in
+    assert client.get("/api/pool").status_code == 401
+    start = client.get("/auth/login")
+    target = urlparse(start.headers["Location"])
+    assert target.path == "/login/oauth/authorize" and parse_qs(target.query)["client_id"] == ["Iv1.client"]
+    state = parse_qs(target.query)["state"][0]
+    assert client.get("/auth/callback?code=code-alice&state=forged").status_code == 400
+    client.get("/auth/login")  # a fresh state (the failed attempt used the old one up)
+    with client.session_transaction() as sess:
+        state = sess["state"]
+    done = client.get(f"/auth/callback?code=code-alice&state={state}")
+    assert done.status_code == 302 and client.get("/api/pool").status_code == 200
+    with client.session_transaction() as sess:
+        assert sess["login"] == "alice" and "token" not in str(dict(sess))  # the user's token is not kept
+
+    other = create_app(settings, r).test_client()
+    other.get("/auth/login")
+    with other.session_transaction() as sess:
+        state = sess["state"]
+    refused = other.get(f"/auth/callback?code=code-mallory&state={state}")
+    assert refused.status_code == 403 and "not a member of aigdat" in refused.text
+    assert other.get("/api/pool").status_code == 401

@@ -8,6 +8,9 @@ answer in milliseconds whatever the handlers cost. The other routes are Flask.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+
 import redis
 from flask import Flask, Response, jsonify
 
@@ -24,6 +27,9 @@ def create_app(settings: Settings, client: redis.Redis | None = None) -> Flask:
     client = client or sync_client(settings)
     store = IntakeStore(client, Keys(settings.key_prefix), queued_ttl=settings.delivery_ttl_seconds)
     app = Flask("nimbys")
+    # Signs the session cookie of the GitHub sign-in; derived from the webhook secret, so no new setting.
+    app.secret_key = hmac.new(secret.encode(), b"nimbys-session", hashlib.sha256).hexdigest()
+    app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax")
     app.config["NIMBYS_SETTINGS"] = settings
     app.config["NIMBYS_STORE"] = store
     app.config["NIMBYS_REDIS"] = client

@@ -1,9 +1,10 @@
 """The pool page, /api/pool and /metrics (read-only views of Redis).
 
-Private by default: the page and the API need the bearer token from
-``NIMBYS_DASHBOARD_TOKEN`` (header ``Authorization: Bearer …``, or the cookie
-set by ``/login?token=…`` for browsers); without one configured they are
-refused with a message saying how to configure it. ``/metrics`` follows
+Private by default: the page and the API need a GitHub sign-in of an org
+member (``bot.web.oauth``, when the App's OAuth client is configured) or the
+bearer token from ``NIMBYS_DASHBOARD_TOKEN`` (header ``Authorization: Bearer
+…``, or the cookie set by ``/login?token=…``); with neither configured they are
+refused with a message saying how to configure them. ``/metrics`` follows
 ``NIMBYS_METRICS_PUBLIC``. ``/webhook`` and ``/healthz`` stay public.
 """
 
@@ -22,6 +23,7 @@ from flask import Flask, Response, jsonify, make_response, redirect, render_temp
 from bot.pool.view import pool_view
 from bot.runner_health.policy import HealthPolicy, load_policy
 from bot.settings import Settings
+from bot.web import oauth as oauth_module
 
 PAGE = (Path(__file__).parent / "pool.html").read_text()
 COOKIE = "nimbys_token"
@@ -35,7 +37,12 @@ def register(app: Flask, settings: Settings, client: redis.Redis) -> None:
     policy = _policy(settings)
     token = settings.dashboard_token
 
+    oauth = bool(settings.oauth_client_id and settings.oauth_client_secret)
+    oauth_module.register(app, settings)
+
     def authorised() -> bool:
+        if oauth and oauth_module.signed_in(settings):
+            return True
         if not token:
             return False
         header = request.headers.get("Authorization", "")
@@ -46,9 +53,17 @@ def register(app: Flask, settings: Settings, client: redis.Redis) -> None:
         @wraps(view)
         def guarded(*args: Any, **kwargs: Any) -> Any:
             if not authorised():
-                why = "set NIMBYS_DASHBOARD_TOKEN to enable it" if not token else "a valid bearer token is needed"
-                return Response(f"the pool page is private: {why}\n", status=401 if token else 403,
-                                mimetype="text/plain", headers={"WWW-Authenticate": "Bearer"} if token else {})
+                if oauth and request.path == "/":
+                    return redirect("/auth/login")
+                configured = token or oauth
+                if not configured:
+                    why = "set NIMBYS_DASHBOARD_TOKEN, or GITHUB_CLIENT_ID and GITHUB_CLIENT_SECRET"
+                elif oauth:
+                    why = "sign in at /auth/login or send the bearer token"
+                else:
+                    why = "a valid bearer token is needed"
+                return Response(f"the pool page is private: {why}\n", status=401 if configured else 403,
+                                mimetype="text/plain", headers={"WWW-Authenticate": "Bearer"} if configured else {})
             return view(*args, **kwargs)
 
         return guarded

@@ -157,6 +157,9 @@ class State:
     prs: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)  # (repo, number) -> head, author
     runs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # repo -> workflow runs (with jobs)
     reran_runs: list[int] = field(default_factory=list)
+    oauth_client: tuple[str, str] = ("Iv1.client", "client-secret")
+    oauth_codes: dict[str, str] = field(default_factory=dict)  # code -> login (one use each)
+    user_tokens: dict[str, str] = field(default_factory=dict)  # user token -> login
     ids: itertools.count = field(default_factory=lambda: itertools.count(1000))
 
     def add_pr_files(self, repo: str, number: int, files: list[tuple[str, str]]) -> None:
@@ -294,6 +297,8 @@ class FakeGitHub:
                 await asyncio.sleep(seconds)
         # OpenAPI 3.0 cannot say that {path} of the contents API spans segments, as GitHub accepts
         # (`.github/workflows/x.yml`): encode its slashes for validation only.
+        if (request.method, path) in _OUTSIDE_SUBSET:
+            return await self._outside_subset(request, path, headers, body, call)
         checked_path = _CONTENTS.sub(lambda m: m.group(1) + m.group(2).replace("/", "%2F"), path)
         try:
             self.spec.validate_request(
@@ -332,8 +337,33 @@ class FakeGitHub:
         call.status = 501
         return web.json_response({"message": "not implemented by the fake"}, status=501)
 
+    async def _outside_subset(self, request: web.Request, path: str, headers: dict[str, str], body: bytes,
+                              call: Call) -> web.Response:
+        """The OAuth web flow's token exchange (github.com, not the API) and GET /user, checked by hand."""
+        st = self.state
+        if path == "/login/oauth/access_token":
+            form = dict(parse_qsl(body.decode()))
+            if (form.get("client_id"), form.get("client_secret")) != st.oauth_client:
+                call.status = 200
+                return web.json_response({"error": "incorrect_client_credentials"})
+            login = st.oauth_codes.pop(form.get("code", ""), None)
+            if login is None:
+                return web.json_response({"error": "bad_verification_code"})
+            token = "gho_" + secrets.token_hex(18)
+            st.user_tokens[token] = login
+            call.status = 200
+            return web.json_response({"access_token": token, "token_type": "bearer", "scope": ""})
+        login = st.user_tokens.get(headers.get("authorization", "").removeprefix("token "))
+        if body or login is None:
+            call.status = 401
+            return web.json_response({"message": "Requires authentication"}, status=401)
+        call.status = 200
+        return web.json_response(user_json(login))
+
     def _check_auth(self, path: str, headers: dict[str, str]) -> str | None:
         auth = headers.get("authorization", "")
+        if auth.startswith("token ") and auth[6:] in self.state.user_tokens and "/members/" in path:
+            return None  # a signed-in user asking about org membership with their own token
         if path.startswith("/app") or re.fullmatch(r"/(orgs|users)/[^/]+/installation|/repos/[^/]+/[^/]+/installation",
                                                    path):
             if not auth.lower().startswith("bearer "):
@@ -354,6 +384,9 @@ class FakeGitHub:
 
 
 _CONTENTS = re.compile(r"^(/repos/[^/]+/[^/]+/contents/)(.+)$")
+# Real operations outside the subset (which lists the App's own calls): the OAuth web flow's token
+# exchange on github.com, and GET /user with the signed-in user's token. Checked by hand.
+_OUTSIDE_SUBSET = {("POST", "/login/oauth/access_token"), ("GET", "/user")}
 
 
 def _extra_rules(method: str, path: str, body: Any) -> str | None:
@@ -509,6 +542,10 @@ def _register_pr_routes(fake: FakeGitHub) -> None:
 
     @fake.route("GET", "/orgs/{org}/members/{username}")
     async def is_member(f: FakeGitHub, r: web.Request, p: dict[str, str], b: Any) -> web.Response:
+        requester = st.user_tokens.get(r.headers.get("Authorization", "").removeprefix("token "))
+        if requester is not None and requester not in st.members.get(p["org"], {}):
+            # GitHub: a requester who is not a member is sent to the public members list
+            return web.Response(status=302, headers={"Location": f"{f.url}/orgs/{p['org']}/public_members/x"})
         known = p["username"] in st.members.get(p["org"], {})
         return web.Response(status=204) if known else _not_found()
 
