@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
@@ -125,10 +123,6 @@ def mapping_get(node: Node | None, key: str) -> Node | None:
     return entry[1] if entry else None
 
 
-class _TooBig(ValueError):
-    pass
-
-
 _DEEP_INDENT = re.compile(rf"^[ \t]{{{MAX_DEPTH + 1},}}\S", re.M)
 
 
@@ -156,21 +150,3 @@ def _check_size(root: Node) -> str | None:
         elif isinstance(node, SequenceNode):
             stack.extend((item, depth + 1) for item in node.value)
     return None
-
-
-def walk(node: Any, depth: int = 0, budget: list[int] | None = None) -> Iterator[Any]:
-    """Every node under ``node``, aliases visited again, within MAX_NODES and MAX_DEPTH."""
-    budget = budget if budget is not None else [MAX_NODES]
-    budget[0] -= 1
-    if budget[0] < 0:
-        raise _TooBig(f"too large to lint: over {MAX_NODES} YAML nodes (aliases counted each time)")
-    if depth > MAX_DEPTH:
-        raise _TooBig(f"too large to lint: nested deeper than {MAX_DEPTH} levels")
-    yield node
-    if isinstance(node, MappingNode):
-        for key, value in node.value:
-            yield from walk(key, depth + 1, budget)
-            yield from walk(value, depth + 1, budget)
-    elif isinstance(node, SequenceNode):
-        for item in node.value:
-            yield from walk(item, depth + 1, budget)

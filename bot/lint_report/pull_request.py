@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import logging
 import re
 from dataclasses import dataclass
@@ -249,10 +248,3 @@ async def _retire(gh: Any, ctx: BotContext, pr: PullRequestRef) -> None:
     body = f"{MARKER}\n### 🌩️ NIMBYS workflow lint\n\nThis PR no longer changes NIMBYS workflows " \
            f"(as of `{pr.head_sha[:7]}`).\n"
     await _sticky_comment(gh, ctx, pr, body)
-
-
-def dumps(report: Report) -> str:
-    """For logs and the CLI: the report as JSON."""
-    return json.dumps({"conclusion": report.conclusion, "files": report.files,
-                       "findings": [f.as_json() for f in report.findings],
-                       "problems": [p.__dict__ for p in report.problems]})

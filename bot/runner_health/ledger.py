@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -214,5 +213,3 @@ def record_from(data: dict[str, Any]) -> Record:
                   weight=data.get("weight") or 0.0, cls=data.get("cls"), infra=data.get("infra"),
                   failed=bool(data.get("failed")))
 
-
-__all__ = ["Ledger", "asdict", "record_from", "record_json"]

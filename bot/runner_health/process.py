@@ -7,7 +7,6 @@ no annotations and carries out nothing), so there is one policy.
 from __future__ import annotations
 
 import logging
-import time
 
 from bot.runner_health.decide import Decision, classify, decide, score
 from bot.runner_health.ledger import Ledger, record_json
@@ -111,7 +110,3 @@ async def _probation_tick(ledger: Ledger, runner: str, policy: HealthPolicy) -> 
         await ledger.set_state(runner, probation_left=left - 1)
         if left - 1 == 0:
             await ledger.audit("probation_end", runner, f"{policy.probation_jobs} jobs since the restore")
-
-
-def now_or(value: float | None) -> float:
-    return time.time() if value is None else value
