@@ -98,6 +98,7 @@ class Settings:
     github_url: str = "https://github.com"
     org: str = "aigdat"
     watch_seconds: int = 180
+    redeliver_hours: float = 72.0
     metrics_public: bool = False
     user_agent: str = "nimbys-bot"
 
@@ -170,6 +171,7 @@ class Settings:
             github_url=(env.get("GITHUB_URL") or "https://github.com").rstrip("/"),
             org=env.get("NIMBYS_ORG") or "aigdat",
             watch_seconds=int(_number(env, "NIMBYS_WATCH_SECONDS", 180)),  # 0: no watcher in this worker
+            redeliver_hours=_number(env, "NIMBYS_REDELIVER_HOURS", 72.0, float),
             metrics_public=_flag(env, "NIMBYS_METRICS_PUBLIC", False),
         )
 

@@ -69,3 +69,35 @@ def test_only_one_worker_polls_per_interval(settings_for, fake_github, r) -> Non
 
     run(settings, body)
     assert len(fake_github.calls_to("GET", f"^/orgs/{ORG}/actions/runners$")) == 1
+
+
+def test_failed_deliveries_are_requested_again_once(settings_for, fake_github, r) -> None:  # type: ignore[no-untyped-def]
+    from bot.intake.recover import redeliver_failed
+
+    now = time.time()
+
+    def item(n: int, guid: str, code: int, hours_ago: float) -> dict[str, Any]:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - hours_ago * 3600))
+        return {"id": n, "guid": guid, "delivered_at": stamp, "redelivery": False, "duration": 0.1,
+                "status": "failed" if code >= 300 or code == 0 else "OK", "status_code": code,
+                "event": "workflow_job", "action": "completed", "installation_id": 1, "repository_id": 2}
+
+    fake_github.state.hook_deliveries = [
+        item(1, "down-503", 503, 1),        # Redis was down: ask again
+        item(2, "unreachable", 0, 2),       # no answer at all: ask again
+        item(3, "arrived-later", 503, 3),   # failed once, then reached us: leave
+        item(4, "bad-signature", 401, 4),   # our refusal: would fail again
+        item(5, "ok", 202, 5),              # delivered
+        item(6, "too-old", 503, 100),       # past GitHub's 3 days
+    ]
+    r.set("nimbys:delivery:arrived-later", "done")
+    settings = live(settings_for, fake_github)
+
+    async def body(ctx: BotContext) -> list[list[str]]:
+        gh = await org_client(ctx)
+        assert gh is not None
+        return [await redeliver_failed(gh, ctx.redis, ctx.settings, now=now) for _ in range(2)]
+
+    first, second = run(settings, body)
+    assert first == ["down-503", "unreachable"] and second == []
+    assert fake_github.state.redelivered == [1, 2]

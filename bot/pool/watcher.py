@@ -1,5 +1,8 @@
 """The pool watcher: the org's runners every few minutes, by one worker at a time.
 
+The same periodic pass asks GitHub again for deliveries that failed while the
+bot was down (``bot.intake.recover``).
+
 Keeps each runner's status (online, offline, busy) and labels (``roster``),
 notes when a runner went offline (a laptop that fell asleep), and reminds the
 maintainer of a quarantined runner offline for ``reminder_offline_days`` days
@@ -18,6 +21,7 @@ from gidgethub import HTTPException, apps
 
 from bot.context import BotContext
 from bot.github.client import GitHubClient
+from bot.intake.recover import redeliver_failed
 from bot.runner_health.ledger import Ledger
 from bot.runner_health.roster import sync_roster
 
@@ -91,6 +95,8 @@ async def watch_forever(ctx: BotContext, stopping: asyncio.Event) -> None:
                 gh = await org_client(ctx)
                 if gh is not None:
                     await watch_once(gh, ctx, ctx.settings.org)
+                    if ctx.settings.redeliver_hours > 0:
+                        await redeliver_failed(gh, ctx.redis, ctx.settings)
         except Exception:  # the watcher must never take the worker down
             log.exception("pool watcher failed; next try in %s s", every)
         with contextlib.suppress(asyncio.TimeoutError):

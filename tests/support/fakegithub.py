@@ -157,6 +157,8 @@ class State:
     prs: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)  # (repo, number) -> head, author
     runs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # repo -> workflow runs (with jobs)
     reran_runs: list[int] = field(default_factory=list)
+    hook_deliveries: list[dict[str, Any]] = field(default_factory=list)  # newest first
+    redelivered: list[int] = field(default_factory=list)
     oauth_client: tuple[str, str] = ("Iv1.client", "client-secret")
     oauth_codes: dict[str, str] = field(default_factory=dict)  # code -> login (one use each)
     user_tokens: dict[str, str] = field(default_factory=dict)  # user token -> login
@@ -528,6 +530,18 @@ def _paginate(f: FakeGitHub, r: web.Request, items: list[Any]) -> web.Response:
 
 def _register_pr_routes(fake: FakeGitHub) -> None:
     st = fake.state
+
+    @fake.route("GET", "/app/hook/deliveries")
+    async def hook_deliveries(f: FakeGitHub, r: web.Request, p: dict[str, str], b: Any) -> web.Response:
+        wanted = r.query.get("status")
+        found = [d for d in st.hook_deliveries
+                 if wanted is None or (200 <= d["status_code"] < 300) == (wanted == "success")]
+        return _json(found)
+
+    @fake.route("POST", "/app/hook/deliveries/{id}/attempts")
+    async def redeliver(f: FakeGitHub, r: web.Request, p: dict[str, str], b: Any) -> web.Response:
+        st.redelivered.append(int(p["id"]))
+        return _json({}, 202)
 
     @fake.route("GET", "/orgs/{org}/installation")
     async def org_installation(f: FakeGitHub, r: web.Request, p: dict[str, str], b: Any) -> web.Response:
