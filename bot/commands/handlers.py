@@ -105,37 +105,23 @@ async def _status(cmd: Command, inv: Invocation) -> tuple[str, bool]:
     return "\n".join(rows) if len(rows) > 2 else "no runners known yet", True
 
 
-async def _pr_head(inv: Invocation) -> PullRequestRef | None:
-    try:
-        pr = await inv.gh.getitem("/repos/{owner}/{repo}/pulls/{number}", {**inv.owner_repo, "number": inv.number})
-    except HTTPException:
-        return None
-    return PullRequestRef.from_payload(pr, {"full_name": inv.repo})
-
-
-async def _may_act_on_pr(inv: Invocation, what: str) -> tuple[str, bool] | None:
-    """Write access, or the PR's author when an org member. None when allowed."""
-    if not inv.is_pr:
-        return f"`{what}` works on a pull request.", False
-    if await inv.access.can_write(inv.repo, inv.login):
-        return None
-    try:
-        pr = await inv.gh.getitem("/repos/{owner}/{repo}/pulls/{number}", {**inv.owner_repo, "number": inv.number})
-        author = (pr.get("user") or {}).get("login", "")
-    except HTTPException:
-        author = ""
-    if author.lower() == inv.login.lower() and await inv.access.org_member(inv.org, inv.login):
-        return None
-    return _refused(f"`{what}` needs write access to {inv.repo}, or to be this PR's author and a member of "
-                    f"{inv.org}")
-
-
 async def _allowed_pr(inv: Invocation, what: str) -> tuple[PullRequestRef | None, tuple[str, bool] | None]:
-    """The PR a PR command acts on, or the reply refusing it."""
-    refused = await _may_act_on_pr(inv, what)
-    if refused:
-        return None, refused
-    ref = await _pr_head(inv)
+    """The PR a PR command acts on (read once), or the reply refusing it.
+
+    Allowed: write access to the repository, or the PR's author when an org member.
+    """
+    if not inv.is_pr:
+        return None, (f"`{what}` works on a pull request.", False)
+    writer = await inv.access.can_write(inv.repo, inv.login)
+    try:
+        pr = await inv.gh.getitem("/repos/{owner}/{repo}/pulls/{number}", {**inv.owner_repo, "number": inv.number})
+    except HTTPException:
+        pr = None
+    author = str(((pr or {}).get("user") or {}).get("login", ""))
+    if not writer and not (author.lower() == inv.login.lower() and await inv.access.org_member(inv.org, inv.login)):
+        return None, _refused(f"`{what}` needs write access to {inv.repo}, or to be this PR's author and a member "
+                              f"of {inv.org}")
+    ref = PullRequestRef.from_payload(pr, {"full_name": inv.repo}) if pr else None
     return (ref, None) if ref else (None, ("could not read this pull request.", False))
 
 
