@@ -225,7 +225,7 @@ async def restore(gh: Any, ctx: BotContext, ledger: Ledger, org: str, runner: st
 
 async def storm_issue(gh: Any, ledger: Ledger) -> None:
     """One pool-wide issue for a storm (once per storm window)."""
-    reason = await ledger.r.getdel(f"{ledger.p}:storm-pending")
+    reason = await ledger.r.getdel(ledger.storm_pending_key)
     if not reason:
         return
     repo = _split(ledger.policy.issues_repo)
