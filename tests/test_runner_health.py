@@ -214,6 +214,9 @@ def test_restore_then_probation_and_a_second_quarantine_comments_on_the_open_iss
     [number] = issues(fake_github)
     assert asyncio.run(_restore(settings, "r0-stx-1", "someone")) == "r0-stx-1 restored; on probation for 5 jobs"
     assert "stx" in pool.labels("r0-stx-1") and issues(fake_github)[number]["state"] == "closed"
+    restored = r.hgetall("nimbys:health:state:r0-stx-1")  # a fresh start: no records, and no totals either
+    assert not r.exists("nimbys:health:records:r0-stx-1")
+    assert (restored[b"job_count"], restored[b"fail_sum"], float(restored[b"blame_sum"])) == (b"0", b"0", 0.0)
     # On probation: one blamed failure takes it out again, past the 6 h rate limit.
     feed(settings, r, pool.bad_streak("r0-stx-1", "r1-stx-1", 1))  # one blamed failure on probation
     assert "stx" not in pool.labels("r0-stx-1")

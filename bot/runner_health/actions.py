@@ -216,9 +216,8 @@ async def restore(gh: Any, ctx: BotContext, ledger: Ledger, org: str, runner: st
                                     f"{policy.probation_jobs} jobs."})
         await gh.patch("/repos/{owner}/{repo}/issues/{number}", {**repo, "number": number},
                        data={"state": "closed", "state_reason": "completed"})
-    await ledger.set_state(runner, quarantined=0, probation_left=policy.probation_jobs, restored_by=by,
-                           warn_since="", last_hold="", pending_label=0, pending_issue=0, pending_rerun=0)
-    await ledger.r.delete(f"{ledger.p}:records:{runner}", f"{ledger.p}:order:{runner}")  # a fresh start
+    await ledger.fresh_start(runner, quarantined=0, probation_left=policy.probation_jobs, restored_by=by,
+                             warn_since="", last_hold="", pending_label=0, pending_issue=0, pending_rerun=0)
     await ledger.audit("restore", runner, f"restored by {by}; probation for {policy.probation_jobs} jobs")
     return f"{runner} restored; on probation for {policy.probation_jobs} jobs"
 

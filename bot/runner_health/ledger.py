@@ -5,24 +5,28 @@ time-ordered sorted set, trimmed on write); job-key evidence and dedup marks
 expire after ``key_ttl_days``; the audit stream is capped. So memory is about
 ``runners x history x ~300 B`` plus the keys of the last two weeks.
 
-One pool-wide lock (redis-py's ``Lock``) serialises "record, re-attribute,
-decide, mark" across workers, so two workers handling two jobs of the same
-runner at once cannot both decide to quarantine it. The side effects (label,
-issue, re-runs) happen after the lock, driven by flags in the runner's state,
-so a retry after a crash finishes them and never repeats one.
+A job costs two round trips, both Lua scripts: :meth:`Ledger.read` gathers what
+deciding needs (the job key's runs, the records of the runners concerned, the
+pool's states and clocks, and the pool's version); the decisions are made in
+Python from that snapshot; :meth:`Ledger.commit` writes the job, its
+(re-)attributed records and the decisions' changes at once, only if the
+pool's version is still the one read. Otherwise nothing is written and the
+job is read and decided again. So two workers handling jobs of the same runner
+at once cannot both decide to quarantine it, without a lock held across round
+trips. The scripts keep each runner's running totals (blame sum, failures,
+jobs) equal to the sums over its kept records, trimming included.
 
-A job costs five round trips (lock, :meth:`Ledger.begin`, :meth:`Ledger.apply`,
-the :class:`Changes` of its decisions, unlock): two Lua scripts do the reading
-and writing that would otherwise take a round trip each, and keep each
-runner's running totals (blame sum, failures, jobs) in step with its records
-atomically, trimming included. The scripts touch keys derived from their
-arguments, which standalone Redis allows (Redis Cluster is not supported).
+The side effects (label, issue, re-runs) happen after the commit, driven by
+flags in the runner's state, so a retry after a crash finishes them and never
+repeats one. The scripts touch keys derived from their arguments, which
+standalone Redis allows (Redis Cluster is not supported).
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -40,30 +44,45 @@ local function weight(r) if r and type(r.weight) == 'number' then return r.weigh
 local function fails(r) if r and r.failed == true and r.cls ~= 'CODE' then return 1 end return 0 end
 """
 
-# Record one run of a job key and return what re-attributing the key needs, unless
-# this job attempt was recorded already (a redelivery): then nil.
-# KEYS: seen mark, the key's runs, pool set. ARGV: job id, run json, ttl, records-key prefix.
-_BEGIN_LUA = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return false end
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-redis.call('EXPIRE', KEYS[2], ARGV[3])
-local runs = redis.call('HVALS', KEYS[2])
-local existing = {}
-for i, raw in ipairs(runs) do
-  local run = cjson.decode(raw)
-  existing[i] = redis.call('HGET', ARGV[4] .. run.runner, string.format('%.0f', run.job_id)) or ''
+# Read what handling a job needs, unless this job attempt was recorded already (a redelivery:
+# then nil): the pool's version, the key's runs, the kept records of the key's runners and of
+# the job's runner, every pool member's state (the fields deciding reads), the last automatic
+# quarantine and storm.
+# KEYS: version, seen mark, the key's runs, pool set, last-auto-quarantine, storm-at.
+# ARGV: key prefix, the job's runner, state field names.
+_READ_LUA = """
+if redis.call('EXISTS', KEYS[2]) == 1 then return false end
+local p = ARGV[1]
+local runs = redis.call('HVALS', KEYS[3])
+local wanted, names = {[ARGV[2]] = true}, {ARGV[2]}
+for _, raw in ipairs(runs) do
+  local runner = cjson.decode(raw).runner
+  if not wanted[runner] then wanted[runner] = true; names[#names + 1] = runner end
 end
-return {runs, existing, redis.call('SMEMBERS', KEYS[3])}
+local reads = {}
+for k, runner in ipairs(names) do
+  local ids = redis.call('ZRANGE', p .. ':order:' .. runner, 0, -1)
+  local raws = {}
+  if #ids > 0 then raws = redis.call('HMGET', p .. ':records:' .. runner, unpack(ids)) end
+  reads[k] = {runner, raws}
+end
+local states = {}
+for _, name in ipairs(redis.call('SMEMBERS', KEYS[4])) do
+  states[#states + 1] = {name, redis.call('HMGET', p .. ':state:' .. name, unpack(ARGV, 3))}
+end
+return {redis.call('GET', KEYS[1]) or '', runs, reads, states,
+        redis.call('GET', KEYS[5]) or '', redis.call('GET', KEYS[6]) or ''}
 """
 
-# Write records (keeping totals and the history cap), note where the job's runner was seen,
-# and read what deciding needs: every pool member's state, the records of the runners named,
-# the last automatic quarantine and the last storm.
-# KEYS: pool set, last-auto-quarantine, storm-at.
-# ARGV: key prefix, history, runner, runner_id, last_seen, n writes, (runner, job id, at, json) x n,
-#       n reads, runner x n.
-_APPLY_LUA = _TOTALS_LUA + """
-local p, history = ARGV[1], tonumber(ARGV[2])
+# Write everything a job caused, if nobody wrote since it was read (else 0: read again): the run,
+# its (re-)attributed records (keeping each runner's totals and history cap), the decisions'
+# commands, the seen mark; then move the version on.
+# KEYS: version, seen mark, the key's runs, pool set.
+# ARGV: version read, key prefix, history, ttl, job id, run json, n, (runner, id, at, json) x n,
+#       commands as JSON (a list of argument lists).
+_COMMIT_LUA = _TOTALS_LUA + """
+if (redis.call('GET', KEYS[1]) or '') ~= ARGV[1] then return 0 end
+local p, history = ARGV[2], tonumber(ARGV[3])
 local function put(runner, id, at, raw)
   local records, order, state = p .. ':records:' .. runner, p .. ':order:' .. runner, p .. ':state:' .. runner
   local prev_raw = redis.call('HGET', records, id)
@@ -71,7 +90,7 @@ local function put(runner, id, at, raw)
   local new = cjson.decode(raw)
   redis.call('HSET', records, id, raw)
   redis.call('ZADD', order, at, id)
-  redis.call('SADD', KEYS[1], runner)
+  redis.call('SADD', KEYS[4], runner)
   local dw, df, dj = weight(new) - weight(prev), fails(new) - fails(prev), prev and 0 or 1
   local extra = redis.call('ZCARD', order) - history
   if extra > 0 then
@@ -88,45 +107,72 @@ local function put(runner, id, at, raw)
   if df ~= 0 then redis.call('HINCRBY', state, 'fail_sum', df) end
   if dj ~= 0 then redis.call('HINCRBY', state, 'job_count', dj) end
 end
-local i = 7
-for _ = 1, tonumber(ARGV[6]) do
+redis.call('HSET', KEYS[3], ARGV[5], ARGV[6])
+redis.call('EXPIRE', KEYS[3], ARGV[4])
+local i = 8
+for _ = 1, tonumber(ARGV[7]) do
   put(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3])
   i = i + 4
 end
-redis.call('SADD', KEYS[1], ARGV[3])
-redis.call('HSET', p .. ':state:' .. ARGV[3], 'runner_id', ARGV[4], 'last_seen', ARGV[5])
-local reads = {}
-for k = 1, tonumber(ARGV[i]) do
-  local runner = ARGV[i + k]
-  local ids = redis.call('ZRANGE', p .. ':order:' .. runner, 0, -1)
-  local raws = {}
-  if #ids > 0 then raws = redis.call('HMGET', p .. ':records:' .. runner, unpack(ids)) end
-  reads[k] = {runner, raws}
-end
-local states = {}
-for _, name in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  states[#states + 1] = {name, redis.call('HGETALL', p .. ':state:' .. name)}
-end
-return {states, reads, redis.call('GET', KEYS[2]) or '', redis.call('GET', KEYS[3]) or ''}
+for _, command in ipairs(cjson.decode(ARGV[i])) do redis.call(unpack(command)) end
+redis.call('SET', KEYS[2], '1', 'EX', ARGV[4])
+redis.call('INCR', KEYS[1])
+return 1
 """
 
 
+# The state fields a decision reads (and :class:`Changes` may update in passing).
+DECIDING_FIELDS = ("has_label", "quarantined", "removed_by_person", "exempt", "probation_left", "warn_since",
+                   "last_hold", "blame_sum", "job_count", "fail_sum")
+
+
+@lru_cache(maxsize=8192)
+def _record(raw: bytes) -> Record:
+    """A stored record, decoded once per process: every job of a runner reads all its records again."""
+    return record_from(orjson.loads(raw))
+
+
 @dataclass
-class Begun:
-    """A job's key as :meth:`Ledger.begin` found it: every run of the key, each one's current record."""
+class Snapshot:
+    """What handling one job reads, in one round trip. The job's own run is already among ``runs``."""
 
-    runs: list[JobOutcome]
-    existing: dict[int, dict[str, Any]]  # job id -> its record on its runner, where one is kept
-
-
-@dataclass
-class PoolView:
-    """What deciding reads, in one round trip: the pool's states (records for the runners asked)."""
-
-    pool: dict[str, RunnerState]
-    states: dict[str, dict[str, str]]  # raw states, kept current by :class:`Changes`
+    version: str
+    runs: list[JobOutcome]  # every known run of the job's key
+    records: dict[str, list[bytes]]  # the kept records (stored JSON, oldest first) of the key's runners
+    states: dict[str, dict[str, str]]  # every pool member's state (DECIDING_FIELDS)
     last_auto_quarantine: float | None
     storm_at: float | None
+
+    def existing(self, run: JobOutcome) -> dict[str, Any] | None:
+        """The record a run has on its runner now (None: never recorded, or trimmed)."""
+        for raw in self.records.get(run.runner, []):
+            if _record(raw).job_id == run.job_id:
+                return orjson.loads(raw)
+        return None
+
+    def pool_after(self, writes: list[dict[str, Any]], also: str, policy: HealthPolicy) -> dict[str, RunnerState]:
+        """The pool as it will be once ``writes`` are committed: what the decisions are about.
+
+        The runners written to (and ``also``, the job's runner) come with their records, trimmed as
+        the commit will trim them, and totals summed from those records (the commit keeps the stored
+        totals equal to these sums); the others count through their stored totals.
+        """
+        written: dict[str, dict[int, Record]] = {also: {}}
+        for data in writes:
+            written.setdefault(data["runner"], {})[data["job_id"]] = record_from(data)
+        pool = {}
+        for name in sorted(set(self.states) | set(written)):
+            state = self.states.get(name, {})
+            if name not in written:
+                pool[name] = runner_state(name, state, [], policy)
+                continue
+            kept = {r.job_id: r for r in map(_record, self.records.get(name, []))} | written[name]
+            records = sorted(kept.values(), key=lambda r: (r.at, str(r.job_id)))[-policy.history:]
+            pool[name] = runner_state(name, state, records, policy)
+            pool[name].blame_sum = sum(r.weight for r in records)
+            pool[name].job_count = len(records)
+            pool[name].fail_sum = sum(r.failed and r.cls != "CODE" for r in records)
+        return pool
 
 
 class Ledger:
@@ -135,8 +181,8 @@ class Ledger:
         self.p = f"{prefix}:health"
         self.audit_key = f"{prefix}:audit"
         self.policy = policy
-        self._begin = client.register_script(_BEGIN_LUA)
-        self._apply = client.register_script(_APPLY_LUA)
+        self._read = client.register_script(_READ_LUA)
+        self._commit = client.register_script(_COMMIT_LUA)
 
     # ---- keys ----------------------------------------------------------------------------------
     def _key(self, key: str) -> str:
@@ -153,6 +199,10 @@ class Ledger:
 
     def _seen(self, outcome: JobOutcome) -> str:
         return f"{self.p}:seen:{outcome.job_id}:{outcome.attempt}"
+
+    @property
+    def version_key(self) -> str:
+        return f"{self.p}:version"
 
     @property
     def pool_key(self) -> str:
@@ -178,47 +228,50 @@ class Ledger:
     def ttl(self) -> int:
         return int(self.policy.key_ttl_days * 86400)
 
-    def lock(self) -> Any:
-        return self.r.lock(f"{self.p}:lock", timeout=30, blocking_timeout=60)
+    # ---- one job: read, decide (elsewhere), commit ---------------------------------------------
+    async def read(self, outcome: JobOutcome) -> Snapshot | None:
+        """Everything deciding about this job needs; None when the job attempt was recorded already.
 
-    # ---- one job: begin, apply, changes ---------------------------------------------------------
-    async def begin(self, outcome: JobOutcome) -> Begun | None:
-        """Record this run of its key; every run of the key with its current record. None: seen already.
-
-        A redelivered event must not count twice; the seen mark is set last (by :class:`Changes`),
-        so a worker dying halfway leaves the job to be recorded again on retry.
+        Read-only: nothing is written until :meth:`commit`, which also sets the seen mark, so a
+        worker dying halfway leaves the job to be handled again on retry, and a redelivered
+        event does not count twice.
         """
-        answer = await self._begin(
-            keys=[self._seen(outcome), self._key(outcome.key.as_str()), self.pool_key],
-            args=[outcome.job_id, orjson.dumps(_run_json(outcome)), self.ttl, f"{self.p}:records:"])
+        key = self._key(outcome.key.as_str())
+        answer = await self._read(
+            keys=[self.version_key, self._seen(outcome), key, self.pool_key, self.last_auto_key, self.storm_at_key],
+            args=[self.p, outcome.runner, *DECIDING_FIELDS])
         if answer is None:
             return None
-        raw_runs, raw_existing, _members = answer
-        runs = [_run_from_json(outcome, orjson.loads(v)) for v in raw_runs]
-        existing = {run.job_id: orjson.loads(raw) for run, raw in zip(runs, raw_existing, strict=True) if raw}
-        return Begun(runs, existing)
+        version, raw_runs, reads, raw_states, last_auto, storm_at = answer
+        runs = {run.job_id: run for run in (_run_from_json(outcome, orjson.loads(v)) for v in raw_runs)}
+        runs[outcome.job_id] = _run_from_json(outcome, _run_json(outcome))
+        return Snapshot(
+            version=version.decode() if isinstance(version, bytes) else str(version),
+            runs=list(runs.values()),
+            records={runner.decode(): [x for x in raws if x] for runner, raws in reads},
+            states={name.decode(): {f: v.decode() for f, v in zip(DECIDING_FIELDS, values, strict=True) if v}
+                    for name, values in raw_states},
+            last_auto_quarantine=float(last_auto) if last_auto else None,
+            storm_at=float(storm_at) if storm_at else None)
 
-    async def apply(self, outcome: JobOutcome, writes: list[dict[str, Any]], read: set[str]) -> PoolView:
-        """Write the job's (re-)attributed records; read the pool, with records for the runners in ``read``."""
-        args: list[Any] = [self.p, self.policy.history, outcome.runner, outcome.runner_id or "",
-                           outcome.completed_at, len(writes)]
+    async def commit(self, snapshot: Snapshot, outcome: JobOutcome, writes: list[dict[str, Any]],
+                     changes: Changes) -> bool:
+        """Write the job, its records and its decisions' changes at once; False if the pool moved meanwhile.
+
+        Optimistic, like WATCH/MULTI in one round trip: the script compares the pool's version with the
+        one read; on a mismatch it writes nothing and the caller reads again and decides again.
+        """
+        args: list[Any] = [snapshot.version, self.p, self.policy.history, self.ttl, outcome.job_id,
+                           orjson.dumps(_run_json(outcome)), len(writes)]
         for record in writes:
             args += [record["runner"], record["job_id"], record["at"], orjson.dumps(record)]
-        names = sorted(read)
-        args += [len(names), *names]
-        states_raw, reads, last_auto, storm_at = await self._apply(
-            keys=[self.pool_key, self.last_auto_key, self.storm_at_key], args=args)
-        records = {runner.decode(): [record_from(orjson.loads(x)) for x in raws if x] for runner, raws in reads}
-        states = {name.decode(): _pairs(flat) for name, flat in states_raw}
-        pool = {name: runner_state(name, states[name], records.get(name, []), self.policy)
-                for name in sorted(states)}
-        return PoolView(pool, states, float(last_auto) if last_auto else None,
-                        float(storm_at) if storm_at else None)
+        args.append(orjson.dumps(changes.commands))
+        done = await self._commit(
+            keys=[self.version_key, self._seen(outcome), self._key(outcome.key.as_str()), self.pool_key],
+            args=args)
+        return bool(done)
 
-    def changes(self, view: PoolView) -> Changes:
-        return Changes(self, view.states)
-
-    # ---- reads for commands, actions and the page ------------------------------------------------
+    # ---- reads and writes for commands, actions and the page ------------------------------------
     async def record(self, runner: str, job_id: int) -> dict[str, Any] | None:
         raw = await self.r.hget(self._records(runner), str(job_id))
         return orjson.loads(raw) if raw else None
@@ -228,8 +281,21 @@ class Ledger:
         return {k.decode(): v.decode() for k, v in raw.items()}
 
     async def set_state(self, runner: str, **fields: Any) -> None:
+        """Change a runner's state outside a job (commands, restore, roster): a decision read before is stale."""
         if fields:
-            await self.r.hset(self._state(runner), mapping=_state_fields(fields))
+            pipe = self.r.pipeline(transaction=True)
+            pipe.hset(self._state(runner), mapping=_state_fields(fields))
+            pipe.incr(self.version_key)
+            await pipe.execute()
+
+    async def fresh_start(self, runner: str, **fields: Any) -> None:
+        """A restored runner's history starts over: its records and their running totals go together."""
+        pipe = self.r.pipeline(transaction=True)
+        pipe.delete(self._records(runner), self._order(runner))
+        pipe.hset(self._state(runner), mapping=_state_fields({**fields, "blame_sum": 0, "fail_sum": 0,
+                                                             "job_count": 0}))
+        pipe.incr(self.version_key)
+        await pipe.execute()
 
     async def runners(self) -> list[str]:
         return sorted(x.decode() for x in await self.r.smembers(self.pool_key))
@@ -260,23 +326,22 @@ class Ledger:
         raw = await self.r.get(self.last_auto_key)
         return float(raw) if raw else None
 
-    # ---- audit ---------------------------------------------------------------------------------
     async def audit(self, action: str, runner: str, reason: str, **extra: Any) -> None:
         await self.r.xadd(self.audit_key, _audit_entry(action, runner, reason, extra), maxlen=AUDIT_MAX,
                           approximate=True)
 
 
 class Changes:
-    """The writes a job's decisions cause, sent in one transaction with the job's seen mark.
+    """The writes a job's decisions cause, as commands for :meth:`Ledger.commit` to run atomically.
 
-    Also keeps the raw states read by :meth:`Ledger.apply` current, so later decisions in
-    the same job (probation) see the changes made before them.
+    Keeps the raw states read in the snapshot current, so a later decision about the same job
+    (probation) sees the changes made before it.
     """
 
-    def __init__(self, ledger: Ledger, states: dict[str, dict[str, str]]) -> None:
+    def __init__(self, ledger: Ledger, snapshot: Snapshot) -> None:
         self.ledger = ledger
-        self.states = states
-        self.pipe = ledger.r.pipeline(transaction=True)
+        self.states = snapshot.states
+        self.commands: list[list[str]] = []
 
     def state(self, runner: str) -> dict[str, str]:
         return self.states.setdefault(runner, {})
@@ -284,28 +349,24 @@ class Changes:
     def set_state(self, runner: str, **fields: Any) -> None:
         clean = _state_fields(fields)
         self.state(runner).update(clean)
-        self.pipe.hset(self.ledger._state(runner), mapping=clean)
+        self.commands.append(["HSET", self.ledger._state(runner), *(x for kv in clean.items() for x in kv)])
 
     def audit(self, action: str, runner: str, reason: str, **extra: Any) -> None:
-        self.pipe.xadd(self.ledger.audit_key, _audit_entry(action, runner, reason, extra), maxlen=AUDIT_MAX,
-                       approximate=True)
+        entry = _audit_entry(action, runner, reason, extra)
+        self.commands.append(["XADD", self.ledger.audit_key, "MAXLEN", "~", str(AUDIT_MAX), "*",
+                              *(x for kv in entry.items() for x in kv)])
+
+    def member(self, runner: str) -> None:
+        self.commands.append(["SADD", self.ledger.pool_key, runner])
 
     def quarantined(self, runner: str, at: float) -> None:
         """The bookkeeping around an automatic quarantine: the rate limit's clock, the pending actions."""
-        self.pipe.set(self.ledger.last_auto_key, at)
-        self.pipe.sadd(self.ledger.pending_key, runner)
+        self.commands.append(["SET", self.ledger.last_auto_key, repr(at)])
+        self.commands.append(["SADD", self.ledger.pending_key, runner])
 
     def storm(self, at: float, reason: str) -> None:
-        self.pipe.set(self.ledger.storm_at_key, at)
-        self.pipe.set(self.ledger.storm_pending_key, reason)
-
-    async def commit(self, outcome: JobOutcome) -> None:
-        self.pipe.set(self.ledger._seen(outcome), "1", ex=self.ledger.ttl)
-        await self.pipe.execute()
-
-
-def _pairs(flat: list[bytes]) -> dict[str, str]:
-    return {flat[i].decode(): flat[i + 1].decode() for i in range(0, len(flat), 2)}
+        self.commands.append(["SET", self.ledger.storm_at_key, repr(at)])
+        self.commands.append(["SET", self.ledger.storm_pending_key, reason])
 
 
 def _state_fields(fields: dict[str, Any]) -> dict[str, str]:

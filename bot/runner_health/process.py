@@ -2,54 +2,79 @@
 
 The same function serves the live worker and ``nimbys backtest`` (which passes
 no annotations and carries out nothing), so there is one policy. The I/O is
-three ledger calls inside the pool lock (begin, apply, commit); what happens
-between them is pure: :func:`reattribute` and :func:`decide`.
+two ledger calls, a read and an optimistic commit; what happens between them
+is pure: :func:`reattribute` and :func:`decide_all`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import random
 from typing import Any
 
-from bot.runner_health.decide import Decision, classify, decide, score
-from bot.runner_health.ledger import Begun, Changes, Ledger, PoolView, record_json
+from bot.runner_health.decide import Decision, RunnerState, classify, decide, score
+from bot.runner_health.ledger import Changes, Ledger, Snapshot, record_json
 from bot.runner_health.outcomes import JobOutcome, infra_signature
 from bot.runner_health.policy import HealthPolicy
 
 log = logging.getLogger("bot.runner_health")
+COMMIT_ATTEMPTS = 50
 
 
 async def process_outcome(ledger: Ledger, outcome: JobOutcome, annotations: list[str], policy: HealthPolicy,
                           now: float | None = None) -> list[Decision]:
-    """Decisions caused by this job (several runners may be affected by new evidence about a key)."""
+    """Decisions caused by this job (several runners may be affected by new evidence about a key).
+
+    Read, decide, commit; when another worker committed in between, decide again on fresh state.
+    """
     now = outcome.completed_at if now is None else now
     infra = infra_signature(outcome, annotations, policy)
-    async with ledger.lock():
-        begun = await ledger.begin(outcome)
-        if begun is None:
-            return []
-        writes = reattribute(outcome, begun, infra, policy)
-        affected = {outcome.runner} | {w["runner"] for w in writes}
-        view = await ledger.apply(outcome, writes, affected)
-        changes = ledger.changes(view)
-        decisions: list[Decision] = []
-        for runner in [outcome.runner, *sorted(affected - {outcome.runner})]:
-            if runner not in view.pool:
-                continue
-            decision = decide(runner, view.pool, policy, now, view.last_auto_quarantine)
-            _mark(changes, view, decision, policy, now)
-            if decision.action != "none":
-                decisions.append(decision)
-        _probation_tick(changes, outcome.runner, policy)
-        await changes.commit(outcome)
+    for attempt in range(COMMIT_ATTEMPTS):
+        snapshot = await ledger.read(outcome)
+        if snapshot is None:
+            return []  # recorded already: a redelivery, or another worker had it
+        writes = reattribute(outcome, snapshot, infra, policy)
+        changes = Changes(ledger, snapshot)
+        decisions = decide_all(outcome, snapshot, writes, changes, policy, now)
+        if await ledger.commit(snapshot, outcome, writes, changes):
+            for decision in decisions:
+                if decision.action == "quarantine":
+                    log.warning("quarantine %s: %s", decision.runner, decision.reason)
+            return decisions
+        await asyncio.sleep(random.uniform(0, 0.002 * attempt))  # contention: let the other worker through
+    raise RuntimeError(f"job {outcome.job_id}: the pool kept changing; giving up for a retry of the event")
+
+
+def decide_all(outcome: JobOutcome, snapshot: Snapshot, writes: list[dict[str, Any]], changes: Changes,
+               policy: HealthPolicy, now: float) -> list[Decision]:
+    """Decide about the job's runner and every runner whose records the job re-attributed."""
+    pool = snapshot.pool_after(writes, outcome.runner, policy)
+    fields: dict[str, Any] = {"last_seen": outcome.completed_at}
+    if outcome.runner_id is not None:
+        fields["runner_id"] = outcome.runner_id
+    changes.set_state(outcome.runner, **fields)
+    changes.member(outcome.runner)
+    affected = {w["runner"] for w in writes} - {outcome.runner}
+    last_auto = snapshot.last_auto_quarantine
+    decisions: list[Decision] = []
+    for runner in [outcome.runner, *sorted(affected)]:
+        decision = decide(runner, pool, policy, now, last_auto)
+        _mark(changes, snapshot, pool, decision, policy, now)
+        if decision.action == "quarantine":
+            last_auto = now
+        if decision.action != "none":
+            decisions.append(decision)
+    _probation_tick(changes, outcome.runner, policy)
     return decisions
 
 
-def reattribute(outcome: JobOutcome, begun: Begun, infra: str | None, policy: HealthPolicy) -> list[dict[str, Any]]:
+def reattribute(outcome: JobOutcome, snapshot: Snapshot, infra: str | None,
+                policy: HealthPolicy) -> list[dict[str, Any]]:
     """The records to write: this job's, and every earlier failure of its key whose class the new evidence changes."""
     writes = []
-    for run in begun.runs:
-        existing = begun.existing.get(run.job_id)
+    for run in snapshot.runs:
+        existing = snapshot.existing(run)
         if run.job_id == outcome.job_id:
             run_infra = infra
         elif existing is None:
@@ -60,7 +85,7 @@ def reattribute(outcome: JobOutcome, begun: Begun, infra: str | None, policy: He
             if run.job_id == outcome.job_id:
                 writes.append(record_json(outcome, None, 0.0, "passed", None))
             continue
-        attribution = classify(run, begun.runs, run_infra, policy)
+        attribution = classify(run, snapshot.runs, run_infra, policy)
         if existing and existing.get("cls") == attribution.cls:
             continue
         source = outcome if run.job_id == outcome.job_id else run
@@ -71,9 +96,10 @@ def reattribute(outcome: JobOutcome, begun: Begun, infra: str | None, policy: He
     return writes
 
 
-def _mark(changes: Changes, view: PoolView, decision: Decision, policy: HealthPolicy, now: float) -> None:
-    """Record a decision in the runner's state and the audit log (the actions follow, outside the lock)."""
-    state = view.pool[decision.runner]
+def _mark(changes: Changes, snapshot: Snapshot, pool: dict[str, RunnerState], decision: Decision,
+          policy: HealthPolicy, now: float) -> None:
+    """Record a decision in the runner's state and the audit log (the actions follow the commit)."""
+    state = pool[decision.runner]
     current = changes.state(decision.runner)
     s = score(state.records, policy)
     if decision.action in {"warn", "quarantine", "storm", "hold"} and not current.get("warn_since"):
@@ -89,14 +115,12 @@ def _mark(changes: Changes, view: PoolView, decision: Decision, policy: HealthPo
                           pending_label=1, pending_issue=1, pending_rerun=1, probation_left=0,
                           shadow=1 if policy.shadow else 0)
         state.quarantined, state.carries_label = True, False
-        view.last_auto_quarantine = now
         changes.quarantined(decision.runner, now)
         changes.audit("quarantine", decision.runner, decision.reason, evidence=list(decision.evidence),
                       shadow=policy.shadow)
-        log.warning("quarantine %s: %s", decision.runner, decision.reason)
     elif decision.action == "storm":
-        if view.storm_at is None or now - view.storm_at > policy.storm_hours * 3600:
-            view.storm_at = now
+        if snapshot.storm_at is None or now - snapshot.storm_at > policy.storm_hours * 3600:
+            snapshot.storm_at = now
             changes.storm(now, decision.reason)
             changes.audit("storm", decision.runner, decision.reason)
     elif decision.action == "hold" and current.get("last_hold") != decision.reason:
