@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 
 from bot.lint.model import Job, ScriptLine, Step, items, scalar, script_lines
 from bot.lint.shell import Env, is_powershell, statements, strip_comment, unwrap_start_process
@@ -48,6 +49,13 @@ def is_inert(stmt: str) -> bool:
     if not (head.startswith("write-") or head.startswith("echo")):
         return False
     return bool(_OUTPUT.match(stmt)) and not _ACTIVE.search(stmt)
+
+
+@lru_cache(maxsize=8192)
+def line_statements(text: str, shell: str) -> tuple[tuple[str, bool], ...]:
+    """A script line's statements, comment dropped, each with whether it is inert (pure: cached)."""
+    code = strip_comment(text, shell)
+    return tuple((stmt, is_inert(stmt)) for stmt in statements(code)) if code else ()
 
 
 def github_env_write(resolved: str, raw: str, shell: str) -> tuple[str, str] | None:
@@ -107,9 +115,8 @@ def _walk(job: Job, contexts: dict[int, Env]) -> Iterator[Point]:
         pending: dict[str, str] = {}
         snapshot = env.snapshot()
         for line in script_lines(job.workflow.workflow, node, shell):
-            code = strip_comment(line.text, shell)
-            for stmt in statements(code) if code else []:
-                if is_inert(stmt):
+            for stmt, inert in line_statements(line.text, shell):
+                if inert:
                     yield Point(step, shell, line, stmt, stmt, None, snapshot, False, True)
                     continue
                 assigned = env.assign(stmt)

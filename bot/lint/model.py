@@ -336,31 +336,36 @@ def _script_lines(workflow: Workflow, node: ScalarNode, shell: str) -> list[Scri
     points at the exact line inside the script; continuation lines (PowerShell's
     trailing backtick, bash's backslash, cmd's caret) are joined onto the first.
     """
-    raw: list[tuple[str, int, int]] = []  # (text without indentation, file line, column of the text)
     if node.style in ("|", ">"):
         start = node.start_mark.line + 1  # 0-based index of the first content line
         end = node.end_mark.line if node.end_mark.column == 0 else node.end_mark.line + 1
-        for number, text in enumerate(workflow.lines[start:end], start + 1):
-            body = text.strip()
-            if body:
-                raw.append((body, number, len(text) - len(text.lstrip()) + 1))
+        numbered = enumerate(workflow.lines[start:end], start + 1)
+        first_line, first_column = 0, None
     else:
-        for offset, text in enumerate(node.value.splitlines()):
-            if text.strip():
-                raw.append((text.strip(), line_of(node) + offset, col_of(node) if offset == 0 else 1))
+        first_line, first_column = line_of(node), col_of(node)
+        numbered = enumerate(node.value.splitlines(), first_line)
     continuation = _CONTINUATION.get(shell, "\\")
+    cut = len(continuation)
     out: list[ScriptLine] = []
     pending: ScriptLine | None = None
-    for text, line, column in raw:
+    for number, raw in numbered:
+        text = raw.strip()
+        if not text:
+            continue
         if pending is not None:
             pending.text += " " + text
         else:
-            pending = ScriptLine(text, line, column)
-        if pending.text.endswith(continuation) and not pending.text.startswith("#"):
-            pending.text = pending.text[: -len(continuation)].rstrip()
+            if first_column is None:  # a block: the first non-blank character ends the indentation
+                column = raw.index(text[0]) + 1
+            else:  # a flow or quoted scalar: its first line starts at the node, the rest at column 1
+                column = first_column if number == first_line else 1
+            pending = ScriptLine(text, number, column)
+        if pending.text.endswith(continuation) and pending.text[0] != "#":
+            pending.text = pending.text[:-cut].rstrip()
             continue
-        out.append(pending)
+        if pending.text:
+            out.append(pending)
         pending = None
-    if pending is not None:
+    if pending is not None and pending.text:
         out.append(pending)
-    return [s for s in out if s.text]
+    return out

@@ -25,7 +25,7 @@ _ASSIGN_PS = re.compile(r"^\$(?:global:|script:)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*
 _ASSIGN_ENV_PS = re.compile(r"^\$env:([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.+)$", re.I)
 _ASSIGN_SH = re.compile(r"^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$")
 
-_CWD_KEYS = ("get-item", "get-location", "resolve-path", "pwd", "psscriptroot")
+_CWD_KEY = re.compile("get-item|get-location|resolve-path|pwd|psscriptroot")  # (on lower-case text)
 _HAS_VARIABLE = re.compile(r"[$%`]|\(\s*(?:Get-|Resolve-)", re.I)
 _PLAIN_VALUE = re.compile(r"^[A-Za-z]:[\\/]|^\.{1,2}[\\/]|^[\w.\\/-]+$")
 _JOIN_PATH = re.compile(r"^Join-Path\s+(\S+)\s+(\S+)\s*$", re.I)
@@ -143,7 +143,7 @@ class Env:
         low = text.lower()
         if "${{" in text:
             text = _EXPR.sub(lambda m: self._expr(m.group(1)), text)
-        if any(k in low for k in _CWD_KEYS):
+        if _CWD_KEY.search(low):
             text = _CWD_EXPRS.sub(WORKDIR, text)
         if "$" not in text and "%" not in text:
             return text

@@ -9,6 +9,7 @@ job, on the job's key line.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from bot.lint.flow import Point, walk
 from bot.lint.model import Job, col_of, line_of
@@ -23,6 +24,14 @@ _HELP_ONLY = re.compile(r"^\S+\s+(?:--version|-v|--help|-h|version|help)\s*$", r
 _CMD_C = re.compile(r"^cmd(?:\.exe)?\s+/[ck]\s+(.*)$", re.I)
 # Every use these rules look for names one of these (a cheap first test on each statement).
 _CACHE_KEYS = ("lemonade", "gaia", "download", "pretrained", "snapshot", "hf_hub")
+
+
+@lru_cache(maxsize=8192)
+def _mentions_cache_users(resolved: str) -> bool:
+    low = resolved.lower()
+    return any(k in low for k in _CACHE_KEYS)
+
+
 _CACHE_FLAG = re.compile(r"\s(?:-d|--cache-dir)(?:\s+|=)(\"[^\"]*\"|'[^']*'|\S+)")
 
 
@@ -66,8 +75,7 @@ def check_job(report: Report, job: Job) -> None:
     for point in walk(job, contexts):
         if point.inert:
             continue
-        low = point.resolved.lower()
-        if point.assignment or not any(k in low for k in _CACHE_KEYS):
+        if point.assignment or not _mentions_cache_users(point.resolved):
             continue
         texts = _commands(point)
         lemonade = any(lemonade_call(t) for t in texts)

@@ -89,21 +89,30 @@ def _events(points: list[Point]) -> list[_Event]:
         if point.inert:
             events.append(_Event("other", point))
             continue
-        stmt = point.stmt.strip()
-        low = stmt.lower()
-        reads_code = "lastexitcode" in low or "$?" in low
-        if reads_code and _CHECK.search(stmt):
-            events.append(_Event("check", point))
-        elif reads_code and _RESET.match(stmt):
-            events.append(_Event("reset", point))
-        elif low.startswith("exit") and _EXIT.match(stmt):
-            events.append(_Event("exit", point))
-        elif "psnative" in low and _STRICT.match(stmt):
-            events.append(_Event("strict", point))
+        kind = _statement_kind(point.stmt)
+        if kind:
+            events.append(_Event(kind, point))
         else:
             label = native_label(point)
             events.append(_Event("native" if label else "other", point, label or ""))
     return events
+
+
+@lru_cache(maxsize=8192)
+def _statement_kind(statement: str) -> str | None:
+    """check, reset, exit or strict, from the statement's own text; None: see whether it runs a program."""
+    stmt = statement.strip()
+    low = stmt.lower()
+    reads_code = "lastexitcode" in low or "$?" in low
+    if reads_code and _CHECK.search(stmt):
+        return "check"
+    if reads_code and _RESET.match(stmt):
+        return "reset"
+    if low.startswith("exit") and _EXIT.match(stmt):
+        return "exit"
+    if "psnative" in low and _STRICT.match(stmt):
+        return "strict"
+    return None
 
 
 def check_job(report: Report, job: Job) -> None:

@@ -78,8 +78,7 @@ def check_job(report: Report, job: Job) -> None:
                 report.add("persistent-install", line.line, line.column,
                            f"{reason}: persists on the laptop across jobs")
                 break
-        low = resolved.lower()
-        if point.assignment or not any(k in low for k in _OTHER_KEYS):
+        if point.assignment or not _mentions_env_tools(resolved):
             continue
         _named_env(report, line, stmt)
         key = id(point.step)
@@ -125,6 +124,13 @@ def _named_env(report: Report, line: ScriptLine, stmt: str) -> None:
 
 
 _OTHER_KEYS = ("pip", "activate", "lemonade", "conda", "python", "py", "uv")
+
+
+@lru_cache(maxsize=8192)
+def _mentions_env_tools(resolved: str) -> bool:
+    """The cheap first test of the environment rules (most statements name none of these)."""
+    low = resolved.lower()
+    return any(k in low for k in _OTHER_KEYS)
 
 
 @lru_cache(maxsize=8192)
