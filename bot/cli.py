@@ -266,7 +266,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from bot.runner_health.simulate import SimConfig, Truth, generate, score_decisions
 
     cfg = SimConfig(runners=args.runners, jobs=args.jobs, bad=args.bad, bad_rate=args.bad_rate, flaky=args.flaky,
-                    code_bug_rate=args.code_bug_rate, seed=args.seed)
+                    code_bug_rate=args.code_bug_rate, seed=args.seed, infra_share=args.infra_share)
     truth = Truth()
     payloads = list(generate(cfg, truth))
     if args.out:
@@ -326,6 +326,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bad-rate", type=float, default=0.5)
     p.add_argument("--flaky", type=float, default=0.05)
     p.add_argument("--code-bug-rate", type=float, default=0.03)
+    p.add_argument("--infra-share", type=float, default=0.0,
+                   help="share of a bad runner's own failures with an INFRA sign (its 'Set up runner' step fails, "
+                        "as with a pre-job health check); default 0")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--out", metavar="FILE", help="write the stream here (JSON lines)")
     p.add_argument("--backtest", action="store_true", help="run the backtest on it and print the figures")

@@ -65,3 +65,15 @@ def test_simulated_stream_is_realistic() -> None:
     attempts = [p["workflow_job"]["run_attempt"] for p in payloads]
     assert len(runners) == 12 and max(attempts) >= 2 and truth.code_jobs
     assert {p["workflow_job"]["conclusion"] for p in payloads} == {"success", "failure"}
+
+
+def test_the_simulator_can_give_bad_runners_infra_signs() -> None:
+    """--infra-share: a bad runner's own failures fail "Set up runner" (as a pre-job health check makes them)."""
+    truth = Truth()
+    payloads = list(generate(SimConfig(jobs=1500, seed=4, infra_share=1.0), truth))
+    setup_failed = {p["workflow_job"]["runner_name"] for p in payloads
+                    if any(s["name"] == "Set up runner" and s["conclusion"] == "failure"
+                           for s in p["workflow_job"]["steps"])}
+    assert setup_failed and setup_failed <= truth.bad
+    plain = list(generate(SimConfig(jobs=1500, seed=4)))  # the default draws the same stream as before
+    assert not any(s["name"] == "Set up runner" for p in plain for s in p["workflow_job"]["steps"])

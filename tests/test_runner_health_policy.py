@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 import json
 
 import pytest
@@ -131,6 +132,18 @@ def test_repeated_infra_signature_within_a_day() -> None:
     state = failing("x", [1, 0, 0, 0, 1], infra="step 'Set up job' failed")
     runners = pool(6, x=state)
     assert "same runner error twice" in decide("x", runners, POLICY, 1 * HOUR, None).reason
+
+
+def test_one_failed_health_check_can_be_enough() -> None:
+    """With a pre-job health check on the laptops, ``infra_repeat_count: 1`` acts on the first failed check."""
+    state = failing("x", [0, 0, 0, 0, 1], infra="step 'Set up runner' failed")
+    runners = pool(6, x=state)
+    assert decide("x", runners, POLICY, 1 * HOUR, None).action != "quarantine"  # the design's default: twice
+    once = replace(POLICY, infra_repeat_count=1)
+    decision = decide("x", runners, once, 1 * HOUR, None)
+    assert decision.action == "quarantine" and "1 time(s)" in decision.reason
+    assert decide("x", runners, replace(POLICY, infra_repeat_count=0), 1 * HOUR, None).action != "quarantine"
+    assert load_policy("health:\n  infra_repeat_count: 1\n").infra_repeat_count == 1
 
 
 @pytest.mark.parametrize("guard,setup,word", [

@@ -97,12 +97,15 @@ def failures_in_a_row(records: list[Record]) -> int:
 
 
 def repeated_infra(records: list[Record], policy: HealthPolicy, now: float) -> str | None:
-    seen: dict[str, float] = {}
+    """An INFRA signature seen ``infra_repeat_count`` times within ``infra_repeat_hours`` (design: twice a day)."""
+    if policy.infra_repeat_count < 1:
+        return None
+    seen: dict[str, int] = {}
     for record in records:
         if record.infra and now - record.at <= policy.infra_repeat_hours * 3600:
-            if record.infra in seen:
+            seen[record.infra] = seen.get(record.infra, 0) + 1
+            if seen[record.infra] >= policy.infra_repeat_count:
                 return record.infra
-            seen[record.infra] = record.at
     return None
 
 
@@ -172,7 +175,8 @@ def decide(name: str, pool: dict[str, RunnerState], policy: HealthPolicy, now: f
         reasons.append(f"score {s:g} over its last {policy.window} jobs (rest of the pool: {p0:.2f} per job)")
     infra = repeated_infra(records, policy, now)
     if infra:
-        reasons.append(f"the same runner error twice within {policy.infra_repeat_hours:g} h: {infra}")
+        times = "twice" if policy.infra_repeat_count == 2 else f"{policy.infra_repeat_count} time(s)"
+        reasons.append(f"the same runner error {times} within {policy.infra_repeat_hours:g} h: {infra}")
     if not reasons:
         if s >= policy.warn_score:
             return Decision("warn", name, f"score {s:g} over its last {policy.window} jobs")

@@ -47,7 +47,10 @@ class HealthPolicy:
     quarantine_consecutive: int = 0  # weight-1 failures in a row
     quarantine_score: float = 0.0  # S over the window ...
     quarantine_margin: float = 0.2  # ... and S/window >= p0 + margin
-    infra_repeat_hours: float = 24.0  # the same INFRA signature twice within this
+    infra_repeat_hours: float = 24.0  # the same INFRA signature infra_repeat_count times within this
+    # 2 in the design. With a pre-job health check on the laptops (deploy/README.md), a failed
+    # check is not flaky: 1 takes a laptop out at its first failed check (0 turns the rule off).
+    infra_repeat_count: int = 2
     discordant_hours: float = 24.0  # a pass elsewhere within this after the failure
     baseline_days: float = 14.0  # p0: blame rate of the rest of the pool over this
     floor_min: int = 2  # never fewer than max(floor_min, ceil(floor_fraction * N)) carrying the label

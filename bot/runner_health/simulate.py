@@ -29,6 +29,9 @@ class SimConfig:
     code_bug_rate: float = 0.03
     seed: int = 1
     bad_after: float = 0.2  # bad runners turn bad after this fraction of the stream
+    # Of a bad runner's own failures, the share that shows an INFRA sign: its "Set up runner" step
+    # fails, as a pre-job health check (disk, NPU driver, power) makes a bad laptop's jobs fail.
+    infra_share: float = 0.0
     rerun_rate: float = 0.5  # people re-run this share of failed jobs
     workflows: int = 3
     jobs_per_workflow: int = 2
@@ -44,7 +47,12 @@ class Truth:
 
 
 def _payload(job_id: int, runner: str, runner_id: int, conclusion: str, sha: str, workflow: str, name: str,
-             attempt: int, at: float) -> dict[str, Any]:
+             attempt: int, at: float, setup_failed: bool = False) -> dict[str, Any]:
+    steps = [{"name": "Set up job", "status": "completed", "conclusion": "success", "number": 1},
+             {"name": "Test", "status": "completed", "conclusion": conclusion, "number": 2}]
+    if setup_failed:
+        steps[1:] = [{"name": "Set up runner", "status": "completed", "conclusion": "failure", "number": 2},
+                     {"name": "Test", "status": "completed", "conclusion": "skipped", "number": 3}]
     stamp = dt.datetime.fromtimestamp(at, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return {
         "action": "completed",
@@ -54,8 +62,7 @@ def _payload(job_id: int, runner: str, runner_id: int, conclusion: str, sha: str
             "runner_id": runner_id, "runner_name": runner, "runner_group_name": "stx",
             "started_at": stamp, "completed_at": stamp,
             "html_url": f"https://github.com/aigdat/sim/actions/runs/{job_id // 10}/job/{job_id}",
-            "steps": [{"name": "Set up job", "status": "completed", "conclusion": "success", "number": 1},
-                      {"name": "Test", "status": "completed", "conclusion": conclusion, "number": 2}],
+            "steps": steps,
         },
         "repository": {"full_name": "aigdat/sim", "owner": {"login": "aigdat"}},
         "organization": {"login": "aigdat"},
@@ -81,17 +88,20 @@ def generate(cfg: SimConfig, truth: Truth | None = None) -> Iterator[dict[str, A
             attempt = 1
             while seq < cfg.jobs:
                 runner = rng.choice(runners)
+                setup_failed = False
                 if (workflow, name) in broken:
                     failed = True
                     truth.code_jobs.add(job_id)
                 elif runner in truth.bad and seq >= truth.bad_from_seq:
-                    failed = rng.random() < cfg.bad_rate or rng.random() < cfg.flaky
+                    own = rng.random() < cfg.bad_rate
+                    failed = own or rng.random() < cfg.flaky
+                    setup_failed = own and cfg.infra_share > 0 and rng.random() < cfg.infra_share
                 else:
                     failed = rng.random() < cfg.flaky
                 at += cfg.minutes_between_jobs * 60
                 truth.runner_of_seq.append(runner)
                 yield _payload(job_id, runner, runners.index(runner) + 1, "failure" if failed else "success", sha,
-                               workflow, name, attempt, at)
+                               workflow, name, attempt, at, setup_failed)
                 job_id += 1
                 seq += 1
                 if not failed or attempt >= 3 or rng.random() >= cfg.rerun_rate:
