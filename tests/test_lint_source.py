@@ -61,6 +61,21 @@ def test_alias_bombs_and_deep_block_nesting_are_bounded() -> None:
     assert isinstance(result, Finding) and "too large" in result.message
 
 
+@pytest.mark.parametrize("text", [
+    "a: &x [1]\nb: *x\n", "- &x {a: 1}\n- *x\n", "[&x a, *x]\n", "{a: &x 1, b: *x}\n", "&x a: *x\n",
+    "a:\n\t- &x 1\n", "k: !!str &x v\nl: *x\n",
+])
+def test_every_way_to_write_an_anchor_gets_the_node_count(text: str) -> None:
+    """The count runs only when the text has an anchor; any file whose YAML holds an alias must have one."""
+    from bot.lint.source import _may_exceed_bounds
+    assert _may_exceed_bounds(text)
+
+
+def test_globs_and_shell_ampersands_alone_skip_the_node_count() -> None:
+    from bot.lint.source import _may_exceed_bounds
+    assert not _may_exceed_bounds("on: {push: {paths: ['**/*.py']}}\nrun: ls *.log && & python x.py 2>&1\n")
+
+
 def test_size_limit() -> None:
     result = load_workflow(b"jobs: {}\n" + b"#" * 2_000_000, "big.yml")
     assert isinstance(result, Finding) and "over the" in result.message
@@ -80,3 +95,35 @@ WORKFLOW = "name: Test 🌩️\non:\n  pull_request:\njobs:\n  test:\n    runs-o
 def test_arbitrary_or_mutated_text_never_raises(data: str | bytes) -> None:
     result = load_workflow(data, "fuzz.yml")
     assert isinstance(result, Workflow | Finding)
+
+
+_ALIAS_FORMS = (
+    "k:{ws}&{n} v\nl:{ws}*{n}\n", "-{ws}&{n} v\n-{ws}*{n}\n", "[{ws}&{n} v,{ws}*{n}]\n",
+    "{{k:{ws}&{n} v,{ws}l:{ws}*{n}}}\n", "k:\n  -{ws}&{n}\n    z: 1\n  -{ws}*{n}\n", "&{n} k: v\nl: *{n}\n",
+    "k: !!str{ws}&{n} v\nl: [*{n}]\n", "k:{ws}&{n}\n  - 1\nl:{ws}{{m: *{n}}}\n",
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.builds(lambda form, ws, n, where: WORKFLOW[:where] + form.format(ws=ws, n=n) + WORKFLOW[where:]
+                 if where else form.format(ws=ws, n=n),
+                 st.sampled_from(_ALIAS_FORMS), st.sampled_from([" ", "  ", "\t", " \t"]),
+                 st.sampled_from(["a", "b1", "x-y", "\u00e9"]), st.sampled_from([0, len(WORKFLOW)])))
+def test_text_whose_yaml_shares_a_node_always_gets_the_node_count(text: str) -> None:
+    import yaml
+
+    from bot.lint.source import _LOADER, _may_exceed_bounds
+    try:
+        root = yaml.compose(text, Loader=_LOADER)
+    except yaml.YAMLError:
+        return
+    seen: set[int] = set()
+    stack = [root] if root is not None else []
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            assert _may_exceed_bounds(text), text
+            return
+        seen.add(id(node))
+        if isinstance(node.value, list):
+            stack.extend(x for item in node.value for x in (item if isinstance(item, tuple) else (item,)))

@@ -112,19 +112,44 @@ def _walk(job: Job, contexts: dict[int, Env]) -> Iterator[Point]:
         contexts[step.index] = Env(shell, dict(env.env))
         if node is None:
             continue
-        pending: dict[str, str] = {}
-        snapshot = env.snapshot()
-        for line in script_lines(job.workflow.workflow, node, shell):
-            for stmt, inert in line_statements(line.text, shell):
-                if inert:
-                    yield Point(step, shell, line, stmt, stmt, None, snapshot, False, True)
-                    continue
-                assigned = env.assign(stmt)
-                resolved = env.resolve(stmt)
-                written = github_env_write(resolved, stmt, shell)
-                if written:
-                    pending[written[0]] = written[1]
-                if snapshot.env is not env.env or snapshot.local is not env.local:
-                    snapshot = env.snapshot()  # copy-on-write: a new one only after an assignment
-                yield Point(step, shell, line, stmt, resolved, unwrap_start_process(resolved), snapshot, assigned)
-        github_env.update(pending)
+        lines = script_lines(job.workflow.workflow, node, shell)
+        read = read_script(tuple(line.text for line in lines), shell, tuple(env.env.items()))
+        for index, stmt, resolved, started, snapshot, assigned, inert in read.statements:
+            yield Point(step, shell, lines[index], stmt, resolved, started, snapshot, assigned, inert)
+        github_env.update(read.github_env)
+
+
+@dataclass(frozen=True, slots=True)
+class ReadScript:
+    """One script read statement by statement: (line index, statement, resolved, started, env, assigned, inert)."""
+
+    statements: tuple[tuple[int, str, str, str | None, Env, bool, bool], ...]
+    github_env: tuple[tuple[str, str], ...]  # NAME=value lines it appends to $GITHUB_ENV, for later steps
+
+
+@lru_cache(maxsize=2048)
+def read_script(texts: tuple[str, ...], shell: str, env: tuple[tuple[str, str], ...]) -> ReadScript:
+    """Pure in the script's lines, its shell and the environment it starts with, so cached.
+
+    A long-lived worker lints the same workflows again on every push to a pull request;
+    most steps come back unchanged. (The Env snapshots shared this way are never changed:
+    assignments replace an Env's dicts, they do not change them.)
+    """
+    state = Env(shell, dict(env))
+    snapshot = state.snapshot()
+    out = []
+    pending: dict[str, str] = {}
+    for index, text in enumerate(texts):
+        for stmt, inert in line_statements(text, shell):
+            if inert:
+                out.append((index, stmt, stmt, None, snapshot, False, True))
+                continue
+            assigned = state.assign(stmt)
+            resolved = state.resolve(stmt)
+            written = github_env_write(resolved, stmt, shell)
+            if written:
+                pending[written[0]] = written[1]
+            if snapshot.env is not state.env or snapshot.local is not state.local:
+                snapshot = state.snapshot()  # copy-on-write: a new one only after an assignment
+            out.append((index, stmt, resolved, unwrap_start_process(resolved), snapshot, assigned, False))
+    return ReadScript(tuple(out), tuple(pending.items()))
