@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import re
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
@@ -320,7 +320,7 @@ class WorkflowModel:
 _CONTINUATION = {"pwsh": "`", "powershell": "`", "bash": "\\", "sh": "\\", "cmd": "^"}
 
 
-def script_lines(workflow: Workflow, node: ScalarNode, shell: str) -> list[ScriptLine]:
+def script_lines(workflow: Workflow, node: ScalarNode, shell: str) -> tuple[ScriptLine, ...]:
     """Cached per run node and shell (several rules read the same script)."""
     cache = workflow.__dict__.setdefault("_script_lines", {})
     key = (id(node), shell)
@@ -329,26 +329,33 @@ def script_lines(workflow: Workflow, node: ScalarNode, shell: str) -> list[Scrip
     return cache[key]
 
 
-def _script_lines(workflow: Workflow, node: ScalarNode, shell: str) -> list[ScriptLine]:
+def _script_lines(workflow: Workflow, node: ScalarNode, shell: str) -> tuple[ScriptLine, ...]:
     """The script of a ``run:`` value as logical lines, each with the file line it starts on.
 
     Block scalars (``|``, ``>``) are read from the file's own lines, so a finding
-    points at the exact line inside the script; continuation lines (PowerShell's
-    trailing backtick, bash's backslash, cmd's caret) are joined onto the first.
+    points at the exact line inside the script.
     """
     if node.style in ("|", ">"):
         start = node.start_mark.line + 1  # 0-based index of the first content line
         end = node.end_mark.line if node.end_mark.column == 0 else node.end_mark.line + 1
-        numbered = enumerate(workflow.lines[start:end], start + 1)
-        first_line, first_column = 0, None
-    else:
-        first_line, first_column = line_of(node), col_of(node)
-        numbered = enumerate(node.value.splitlines(), first_line)
+        return _logical_lines(tuple(workflow.lines[start:end]), start + 1, None, shell)
+    return _logical_lines(tuple(node.value.splitlines()), line_of(node), col_of(node), shell)
+
+
+@lru_cache(maxsize=4096)
+def _logical_lines(raw_lines: tuple[str, ...], first_line: int, first_column: int | None,
+                   shell: str) -> tuple[ScriptLine, ...]:
+    """Lines joined where they continue (PowerShell's trailing backtick, bash's backslash, cmd's caret).
+
+    Pure, so cached: a worker linting the same workflow again (every push to a pull request)
+    reads each script once. The ScriptLine objects are shared that way and never changed after.
+    ``first_column`` None: a block scalar, whose lines start after their indentation.
+    """
     continuation = _CONTINUATION.get(shell, "\\")
     cut = len(continuation)
     out: list[ScriptLine] = []
     pending: ScriptLine | None = None
-    for number, raw in numbered:
+    for number, raw in enumerate(raw_lines, first_line):
         text = raw.strip()
         if not text:
             continue
@@ -368,4 +375,4 @@ def _script_lines(workflow: Workflow, node: ScalarNode, shell: str) -> list[Scri
         pending = None
     if pending is not None and pending.text:
         out.append(pending)
-    return out
+    return tuple(out)

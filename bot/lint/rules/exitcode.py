@@ -123,7 +123,8 @@ def check_job(report: Report, job: Job) -> None:
     for index, points in scripts.items():
         step = job.steps_by_index[index]
         assert step.run is not None
-        in_job = _start_job_lines(script_lines(job.workflow.workflow, step.run, points[0].shell))
+        in_job = _start_job_lines(script_lines(job.workflow.workflow, step.run, points[0].shell)) \
+            if _START_JOB.search(step.run.value) else {}
         main = [p for p in points if p.line.line not in in_job]
         blocks: dict[int, list[Point]] = {}
         for point in points:
@@ -133,7 +134,7 @@ def check_job(report: Report, job: Job) -> None:
             _check_script(report, _events(script))
 
 
-def _start_job_lines(lines: list[ScriptLine]) -> dict[int, int]:
+def _start_job_lines(lines: tuple[ScriptLine, ...]) -> dict[int, int]:
     """File lines inside a Start-Job script block, mapped to the line that opens it."""
     inside: dict[int, int] = {}
     opener, depth = 0, 0
