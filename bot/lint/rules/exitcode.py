@@ -138,8 +138,10 @@ def _start_job_lines(lines: tuple[ScriptLine, ...]) -> dict[int, int]:
     """File lines inside a Start-Job script block, mapped to the line that opens it."""
     inside: dict[int, int] = {}
     opener, depth = 0, 0
-    for line in lines:
-        if not opener and _START_JOB.search(line.text) and "{" in line.text:
+    joined = "\n".join(line.text for line in lines)  # one search, not one a line
+    starts = {joined.count("\n", 0, m.start()) for m in _START_JOB.finditer(joined)}
+    for index, line in enumerate(lines):
+        if not opener and index in starts and "{" in line.text:
             opener, depth = line.line, 0
         if opener:
             inside[line.line] = opener

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from functools import lru_cache
 
 from bot.lint.flow import walk
-from bot.lint.model import Job, ScriptLine
+from bot.lint.model import Job
 from bot.lint.rules.base import Report
 from bot.lint.shell import inside_workdir, outside_path, program, words
 
@@ -80,19 +81,41 @@ def check_job(report: Report, job: Job) -> None:
                 break
         if point.assignment or not _mentions_env_tools(resolved):
             continue
-        _named_env(report, line, stmt)
+        facts = _env_facts(stmt, resolved)
+        if facts.named_env:
+            report.add("named-conda-env", line.line, line.column, facts.named_env)
         key = id(point.step)
-        if _activates_workdir_env(resolved):
-            activated[key] = True
-        elif _ACTIVATE.search(resolved):
-            activated[key] = False  # a named or outside env replaces the work-dir one
-        if _PIP_INSTALL.search(stmt) and not activated.get(key) and not _runs_in_workdir_env(resolved):
+        if facts.activates is not None:
+            activated[key] = facts.activates
+        if facts.pip_install and not activated.get(key) and not facts.runs_in_workdir_env:
             report.add("pip-outside-env", line.line, line.column,
                        "pip install with no work-dir environment activated earlier in this script")
-        flag = _LEMONADE_FLAG.search(stmt)
-        if flag:
+        if facts.lemonade_flag:
             report.add("lemonade-cache-flag", line.line, line.column,
-                       f"`-d {flag.group(1)}` applies to this call only; set LEMONADE_CACHE_DIR instead")
+                       f"`-d {facts.lemonade_flag}` applies to this call only; set LEMONADE_CACHE_DIR instead")
+
+
+@dataclass(frozen=True, slots=True)
+class EnvFacts:
+    """What one statement says for the environment rules; pure in its text, so cached."""
+
+    named_env: str | None  # the named-conda-env message
+    activates: bool | None  # True: a work-dir env; False: a named or outside one (replaces it); None: neither
+    pip_install: bool
+    runs_in_workdir_env: bool
+    lemonade_flag: str | None  # the value of lemonade's -d/--cache-dir
+
+
+@lru_cache(maxsize=8192)
+def _env_facts(stmt: str, resolved: str) -> EnvFacts:
+    pip = bool(_PIP_INSTALL.search(stmt))
+    flag = _LEMONADE_FLAG.search(stmt)
+    if _activates_workdir_env(resolved):
+        activates: bool | None = True
+    else:
+        activates = False if _ACTIVATE.search(resolved) else None
+    return EnvFacts(_named_env(stmt), activates, pip, pip and _runs_in_workdir_env(resolved),
+                    flag.group(1) if flag else None)
 
 
 def _activates_workdir_env(resolved: str) -> bool:
@@ -113,14 +136,13 @@ def _runs_in_workdir_env(resolved: str) -> bool:
     return bool(m) and inside_workdir(m.group(1))
 
 
-def _named_env(report: Report, line: ScriptLine, stmt: str) -> None:
+def _named_env(stmt: str) -> str | None:
     if _CONDA_CREATE.search(stmt) and _NAME_FLAG.search(stmt) and not _PREFIX_FLAG.search(stmt):
         name = _NAME_FLAG.search(stmt).group(1)  # type: ignore[union-attr]
-        report.add("named-conda-env", line.line, line.column,
-                   f"`conda create -n {name}` persists in the conda install; use `conda create -p .\\{name}`")
-    elif _CONDA_ENV_CREATE.search(stmt) and not _PREFIX_FLAG.search(stmt):
-        report.add("named-conda-env", line.line, line.column,
-                   "`conda env create` without -p/--prefix creates a named env outside the work dir")
+        return f"`conda create -n {name}` persists in the conda install; use `conda create -p .\\{name}`"
+    if _CONDA_ENV_CREATE.search(stmt) and not _PREFIX_FLAG.search(stmt):
+        return "`conda env create` without -p/--prefix creates a named env outside the work dir"
+    return None
 
 
 _OTHER_KEYS = ("pip", "activate", "lemonade", "conda", "python", "py", "uv")
