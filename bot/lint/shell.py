@@ -62,6 +62,8 @@ def strip_comment(text: str, shell: str) -> str:
     """The line without a trailing comment (outside quotes)."""
     if shell == "cmd":
         return "" if re.match(r"^\s*(rem\b|::)", text, re.I) else text
+    if "#" not in text:
+        return text
     quote = ""
     for i, ch in enumerate(text):
         if quote:
@@ -76,41 +78,31 @@ def strip_comment(text: str, shell: str) -> str:
 
 _NEEDS_CAREFUL = re.compile(r"[\"'()]")
 _SPLIT_SIMPLE = re.compile(r";|\{|\}|&&|\|\|")
+# A quoted string (to its closing quote, or the end of the line), a run of ordinary characters,
+# a two-character separator, or any other single character.
+_TOKEN = re.compile(r"\"[^\"]*\"?|'[^']*'?|[^\"'(){};&|]+|&&|\|\||.", re.S)
+_SEPARATORS = frozenset({";", "{", "}", "&&", "||"})
 
 
 @lru_cache(maxsize=8192)
 def statements(text: str) -> tuple[str, ...]:
-    """Split a line on ``;``, ``&&``, ``||`` and block braces outside quotes, keeping order (cached: a tuple)."""
+    """Split a line on ``;``, ``&&``, ``||`` and block braces outside quotes and parentheses, keeping
+    order (cached: a tuple). Token by token, not character by character (that cost 18 us a line)."""
     if not _NEEDS_CAREFUL.search(text):
         return tuple(p.strip() for p in _SPLIT_SIMPLE.split(text) if p.strip())
     parts: list[str] = []
     current: list[str] = []
-    quote = ""
     depth = 0
-    i = 0
-    while i < len(text):
-        ch = text[i]
-        if quote:
-            current.append(ch)
-            if ch == quote:
-                quote = ""
-        elif ch in "'\"":
-            quote = ch
-            current.append(ch)
-        elif ch == "(":
+    for piece in _TOKEN.findall(text):
+        if piece == "(":
             depth += 1
-            current.append(ch)
-        elif ch == ")":
+        elif piece == ")":
             depth = max(0, depth - 1)
-            current.append(ch)
-        elif depth == 0 and (ch in ";{}" or text.startswith(("&&", "||"), i)):
+        elif depth == 0 and piece in _SEPARATORS:
             parts.append("".join(current))
             current = []
-            if text.startswith(("&&", "||"), i):
-                i += 1
-        else:
-            current.append(ch)
-        i += 1
+            continue
+        current.append(piece)
     parts.append("".join(current))
     return tuple(p.strip() for p in parts if p.strip())
 
