@@ -345,34 +345,38 @@ def _script_lines(workflow: Workflow, node: ScalarNode, shell: str) -> tuple[Scr
 @lru_cache(maxsize=4096)
 def _logical_lines(raw_lines: tuple[str, ...], first_line: int, first_column: int | None,
                    shell: str) -> tuple[ScriptLine, ...]:
-    """Lines joined where they continue (PowerShell's trailing backtick, bash's backslash, cmd's caret).
+    """The script's lines where the file has them (cached: a worker lints the same workflow again on every
+    push to a pull request; the ScriptLine objects are shared that way and never changed)."""
+    return tuple(ScriptLine(text, first_line + offset, column if column is not None else first_column or 1)
+                 for text, offset, column in _joined_lines(raw_lines, first_column is None, shell))
 
-    Pure, so cached: a worker linting the same workflow again (every push to a pull request)
-    reads each script once. The ScriptLine objects are shared that way and never changed after.
-    ``first_column`` None: a block scalar, whose lines start after their indentation.
+
+@lru_cache(maxsize=4096)
+def _joined_lines(raw_lines: tuple[str, ...], block: bool, shell: str) -> tuple[tuple[str, int, int | None], ...]:
+    """(text, line offset, column) of each logical line, continuations joined (PowerShell's trailing
+    backtick, bash's backslash, cmd's caret). Where it starts in the file does not matter, so an edit
+    above a script does not read it again. Column None: the first line of a flow or quoted scalar,
+    which starts where the node does; a block's lines start after their indentation.
     """
     continuation = _CONTINUATION.get(shell, "\\")
     cut = len(continuation)
-    out: list[ScriptLine] = []
-    pending: ScriptLine | None = None
-    for number, raw in enumerate(raw_lines, first_line):
+    out: list[tuple[str, int, int | None]] = []
+    pending: list = []  # [text, offset, column] of a line being continued
+    for offset, raw in enumerate(raw_lines):
         text = raw.strip()
         if not text:
             continue
-        if pending is not None:
-            pending.text += " " + text
+        if pending:
+            pending[0] += " " + text
         else:
-            if first_column is None:  # a block: the first non-blank character ends the indentation
-                column = raw.index(text[0]) + 1
-            else:  # a flow or quoted scalar: its first line starts at the node, the rest at column 1
-                column = first_column if number == first_line else 1
-            pending = ScriptLine(text, number, column)
-        if pending.text.endswith(continuation) and pending.text[0] != "#":
-            pending.text = pending.text[:-cut].rstrip()
+            column = raw.index(text[0]) + 1 if block else (None if offset == 0 else 1)
+            pending = [text, offset, column]
+        if pending[0].endswith(continuation) and pending[0][0] != "#":
+            pending[0] = pending[0][:-cut].rstrip()
             continue
-        if pending.text:
-            out.append(pending)
-        pending = None
-    if pending is not None and pending.text:
-        out.append(pending)
+        if pending[0]:
+            out.append((pending[0], pending[1], pending[2]))
+        pending = []
+    if pending and pending[0]:
+        out.append((pending[0], pending[1], pending[2]))
     return tuple(out)
