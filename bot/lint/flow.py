@@ -127,7 +127,7 @@ class ReadScript:
     github_env: tuple[tuple[str, str], ...]  # NAME=value lines it appends to $GITHUB_ENV, for later steps
 
 
-@lru_cache(maxsize=2048)
+@lru_cache(maxsize=1024)
 def read_script(texts: tuple[str, ...], shell: str, env: tuple[tuple[str, str], ...]) -> ReadScript:
     """Pure in the script's lines, its shell and the environment it starts with, so cached.
 

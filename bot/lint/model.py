@@ -342,7 +342,7 @@ def _script_lines(workflow: Workflow, node: ScalarNode, shell: str) -> tuple[Scr
     return _logical_lines(tuple(node.value.splitlines()), line_of(node), col_of(node), shell)
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=2048)
 def _logical_lines(raw_lines: tuple[str, ...], first_line: int, first_column: int | None,
                    shell: str) -> tuple[ScriptLine, ...]:
     """The script's lines where the file has them (cached: a worker lints the same workflow again on every
@@ -351,7 +351,7 @@ def _logical_lines(raw_lines: tuple[str, ...], first_line: int, first_column: in
                  for text, offset, column in _joined_lines(raw_lines, first_column is None, shell))
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=2048)
 def _joined_lines(raw_lines: tuple[str, ...], block: bool, shell: str) -> tuple[tuple[str, int, int | None], ...]:
     """(text, line offset, column) of each logical line, continuations joined (PowerShell's trailing
     backtick, bash's backslash, cmd's caret). Where it starts in the file does not matter, so an edit
