@@ -57,21 +57,27 @@ def native_label(point: Point) -> str | None:
     return None if point.assignment else _native_label(point.resolved)
 
 
+_ASSIGNED_TO = re.compile(r"^(?:\$[\w:]+\s*=\s*)")
+_OPEN_PAREN = re.compile(r"^\(\s*")
+_NOT_NATIVE = re.compile(r"^(?:Start-Process|saps|start|Write-|Get-|Set-|New-|Remove-|Test-|Invoke-|\[)", re.I)
+_CALL = re.compile(r"^&\s*")
+_EXTENSION = re.compile(r"\.([a-z0-9]+)$")
+
+
 @lru_cache(maxsize=8192)
 def _native_label(resolved: str) -> str | None:
     text = resolved.strip()
-    body = re.sub(r"^(?:\$[\w:]+\s*=\s*)", "", text)
-    body = re.sub(r"^\(\s*", "", body)
-    if re.match(r"^(?:Start-Process|saps|start|Write-|Get-|Set-|New-|Remove-|Test-|Invoke-|\[)", body, re.I):
+    body = _OPEN_PAREN.sub("", _ASSIGNED_TO.sub("", text))
+    if _NOT_NATIVE.match(body):
         return None
     if body[:1] in "\"'":
         return None  # a string on its own is output, not a program call (that needs `&`)
     prog = program(body)
     if not prog:
         return None
-    first = words(re.sub(r"^&\s*", "", body))
+    first = words(_CALL.sub("", body))
     raw = first[0].lower() if first else ""
-    extension = re.search(r"\.([a-z0-9]+)$", raw.replace("\\", "/").rsplit("/", 1)[-1])
+    extension = _EXTENSION.search(raw.replace("\\", "/").rsplit("/", 1)[-1])
     if (extension and extension.group(1) != "exe" and prog not in NATIVE_NAMES) or prog == "chcp":
         return None
     if prog in {"powershell", "pwsh"}:
