@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import redis.asyncio as aioredis
 
-from bot.runner_health.ledger import Changes, Ledger
+from bot.runner_health.ledger import Changes, Ledger, Seen, Snapshot
 from bot.runner_health.outcomes import JobOutcome, outcome_from_payload
 from bot.runner_health.policy import HealthPolicy
 from bot.runner_health.process import process_outcome, reattribute
@@ -54,14 +54,14 @@ def test_a_commit_on_a_stale_read_writes_nothing(redis_url: str) -> None:
         ledger = Ledger(client, "t", POLICY)
         first, second = stream(2)
         snapshot = await ledger.read(first)
-        assert snapshot is not None
+        assert isinstance(snapshot, Snapshot)
         writes = reattribute(first, snapshot, None, POLICY)
         await process_outcome(ledger, second, [], POLICY)  # another worker commits meanwhile
         before = {k: await client.dump(k) for k in await client.keys("t:*")}
         assert not await ledger.commit(snapshot, first, writes, Changes(ledger, snapshot))
         assert {k: await client.dump(k) for k in await client.keys("t:*")} == before
-        assert await process_outcome(ledger, first, [], POLICY) == []  # read again, decided, committed
-        assert await ledger.read(first) is None  # now seen: a redelivery changes nothing
+        assert (await process_outcome(ledger, first, [], POLICY)).decisions == []  # read again, decided, committed
+        assert isinstance(await ledger.read(first), Seen)  # now seen: a redelivery changes nothing
         await client.aclose()
     asyncio.run(main())
 

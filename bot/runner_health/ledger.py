@@ -44,14 +44,18 @@ local function weight(r) if r and type(r.weight) == 'number' then return r.weigh
 local function fails(r) if r and r.failed == true and r.cls ~= 'CODE' then return 1 end return 0 end
 """
 
-# Read what handling a job needs, unless this job attempt was recorded already (a redelivery:
-# then nil): the pool's version, the key's runs, the kept records of the key's runners and of
-# the job's runner, every pool member's state (the fields deciding reads), the last automatic
-# quarantine and storm.
-# KEYS: version, seen mark, the key's runs, pool set, last-auto-quarantine, storm-at.
+# Read what handling a job needs: the pool's version, the key's runs, the kept records of the
+# key's runners and of the job's runner, every pool member's state (the fields deciding reads),
+# the last automatic quarantine and storm; and, for what follows the decisions, the runners with
+# quarantine actions pending, whether a storm issue is pending and whether the roster is fresh.
+# A job attempt recorded already (a redelivery, or a retry after a crash) gets only the latter:
+# its decisions' actions may still be unfinished.
+# KEYS: version, seen mark, the key's runs, pool set, last-auto-quarantine, storm-at,
+#       pending set, storm-pending, roster-fresh.
 # ARGV: key prefix, the job's runner, state field names.
 _READ_LUA = """
-if redis.call('EXISTS', KEYS[2]) == 1 then return false end
+local after = {redis.call('SMEMBERS', KEYS[7]), redis.call('EXISTS', KEYS[8]), redis.call('EXISTS', KEYS[9])}
+if redis.call('EXISTS', KEYS[2]) == 1 then return {0, after} end
 local p = ARGV[1]
 local runs = redis.call('HVALS', KEYS[3])
 local wanted, names = {[ARGV[2]] = true}, {ARGV[2]}
@@ -70,7 +74,7 @@ local states = {}
 for _, name in ipairs(redis.call('SMEMBERS', KEYS[4])) do
   states[#states + 1] = {name, redis.call('HMGET', p .. ':state:' .. name, unpack(ARGV, 3))}
 end
-return {redis.call('GET', KEYS[1]) or '', runs, reads, states,
+return {1, after, redis.call('GET', KEYS[1]) or '', runs, reads, states,
         redis.call('GET', KEYS[5]) or '', redis.call('GET', KEYS[6]) or ''}
 """
 
@@ -133,6 +137,14 @@ def _record(raw: bytes) -> Record:
 
 
 @dataclass
+class Seen:
+    """A job attempt recorded already: nothing to decide, but its quarantines' actions may be pending."""
+
+    pending: set[str]  # runners whose quarantine actions are not all done
+    storm_pending: bool  # a pool-wide storm issue waits to be filed
+
+
+@dataclass
 class Snapshot:
     """What handling one job reads, in one round trip. The job's own run is already among ``runs``."""
 
@@ -142,6 +154,9 @@ class Snapshot:
     states: dict[str, dict[str, str]]  # every pool member's state (DECIDING_FIELDS)
     last_auto_quarantine: float | None
     storm_at: float | None
+    pending: set[str]  # as in Seen, before this job's decisions
+    storm_pending: bool
+    roster_fresh: bool  # False: sync the org's runners from GitHub, then read again
 
     def existing(self, run: JobOutcome) -> dict[str, Any] | None:
         """The record a run has on its runner now (None: never recorded, or trimmed)."""
@@ -212,6 +227,10 @@ class Ledger:
     def pending_key(self) -> str:
         return f"{self.p}:pending"
 
+    def roster_fresh_key(self, org: str) -> str:
+        """Set while the org's roster (its runners and their labels, from GitHub) is fresh."""
+        return f"{self.p}:roster-fresh:{org}"
+
     @property
     def storm_at_key(self) -> str:
         return f"{self.p}:storm-at"
@@ -229,20 +248,24 @@ class Ledger:
         return int(self.policy.key_ttl_days * 86400)
 
     # ---- one job: read, decide (elsewhere), commit ---------------------------------------------
-    async def read(self, outcome: JobOutcome) -> Snapshot | None:
-        """Everything deciding about this job needs; None when the job attempt was recorded already.
+    async def read(self, outcome: JobOutcome, org: str | None = None) -> Snapshot | Seen:
+        """Everything deciding about this job needs; :class:`Seen` when the job attempt was recorded already.
 
         Read-only: nothing is written until :meth:`commit`, which also sets the seen mark, so a
         worker dying halfway leaves the job to be handled again on retry, and a redelivered
-        event does not count twice.
+        event does not count twice. ``org``: whose roster's freshness to report (None: no roster).
         """
         key = self._key(outcome.key.as_str())
+        roster = self.roster_fresh_key(org) if org else self.roster_fresh_key("")
         answer = await self._read(
-            keys=[self.version_key, self._seen(outcome), key, self.pool_key, self.last_auto_key, self.storm_at_key],
+            keys=[self.version_key, self._seen(outcome), key, self.pool_key, self.last_auto_key, self.storm_at_key,
+                  self.pending_key, self.storm_pending_key, roster],
             args=[self.p, outcome.runner, *DECIDING_FIELDS])
-        if answer is None:
-            return None
-        version, raw_runs, reads, raw_states, last_auto, storm_at = answer
+        pending, storm_pending, roster_fresh = answer[1]
+        seen = Seen(pending={x.decode() for x in pending}, storm_pending=bool(storm_pending))
+        if not answer[0]:
+            return seen
+        version, raw_runs, reads, raw_states, last_auto, storm_at = answer[2:]
         runs = {run.job_id: run for run in (_run_from_json(outcome, orjson.loads(v)) for v in raw_runs)}
         runs[outcome.job_id] = _run_from_json(outcome, _run_json(outcome))
         return Snapshot(
@@ -252,7 +275,8 @@ class Ledger:
             states={name.decode(): {f: v.decode() for f, v in zip(DECIDING_FIELDS, values, strict=True) if v}
                     for name, values in raw_states},
             last_auto_quarantine=float(last_auto) if last_auto else None,
-            storm_at=float(storm_at) if storm_at else None)
+            storm_at=float(storm_at) if storm_at else None,
+            pending=seen.pending, storm_pending=seen.storm_pending, roster_fresh=bool(roster_fresh) or not org)
 
     async def commit(self, snapshot: Snapshot, outcome: JobOutcome, writes: list[dict[str, Any]],
                      changes: Changes) -> bool:
@@ -342,6 +366,7 @@ class Changes:
         self.ledger = ledger
         self.states = snapshot.states
         self.commands: list[list[str]] = []
+        self.stormed = False  # a storm issue is to be filed
 
     def state(self, runner: str) -> dict[str, str]:
         return self.states.setdefault(runner, {})
@@ -365,6 +390,7 @@ class Changes:
         self.commands.append(["SADD", self.ledger.pending_key, runner])
 
     def storm(self, at: float, reason: str) -> None:
+        self.stormed = True
         self.commands.append(["SET", self.ledger.storm_at_key, repr(at)])
         self.commands.append(["SET", self.ledger.storm_pending_key, reason])
 

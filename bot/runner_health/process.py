@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from bot.runner_health.decide import Decision, RunnerState, classify, decide, score
-from bot.runner_health.ledger import Changes, Ledger, Snapshot, record_json
+from bot.runner_health.ledger import Changes, Ledger, Seen, Snapshot, record_json
 from bot.runner_health.outcomes import JobOutcome, infra_signature
 from bot.runner_health.policy import HealthPolicy
 
@@ -22,26 +24,42 @@ log = logging.getLogger("bot.runner_health")
 COMMIT_ATTEMPTS = 50
 
 
-async def process_outcome(ledger: Ledger, outcome: JobOutcome, annotations: list[str], policy: HealthPolicy,
-                          now: float | None = None) -> list[Decision]:
-    """Decisions caused by this job (several runners may be affected by new evidence about a key).
+@dataclass
+class Processed:
+    """What one job caused, and what is to be done after it (the actions on GitHub)."""
 
-    Read, decide, commit; when another worker committed in between, decide again on fresh state.
+    decisions: list[Decision]
+    pending: set[str]  # runners whose quarantine actions are not all done (this job's and earlier ones)
+    storm_pending: bool  # a pool-wide storm issue is to be filed
+
+
+async def process_outcome(ledger: Ledger, outcome: JobOutcome, annotations: list[str], policy: HealthPolicy,
+                          now: float | None = None, org: str | None = None,
+                          refresh_roster: Callable[[], Awaitable[None]] | None = None) -> Processed:
+    """Read, decide, commit; when another worker committed in between, decide again on fresh state.
+
+    Several runners may be affected by new evidence about a key. ``refresh_roster`` is called (once)
+    when the read finds ``org``'s roster stale, before deciding: the pool is then read again.
     """
     now = outcome.completed_at if now is None else now
     infra = infra_signature(outcome, annotations, policy)
     for attempt in range(COMMIT_ATTEMPTS):
-        snapshot = await ledger.read(outcome)
-        if snapshot is None:
-            return []  # recorded already: a redelivery, or another worker had it
+        snapshot = await ledger.read(outcome, org if refresh_roster else None)
+        if isinstance(snapshot, Seen):
+            return Processed([], snapshot.pending, snapshot.storm_pending)  # recorded already
+        if refresh_roster is not None and not snapshot.roster_fresh:
+            await refresh_roster()
+            refresh_roster = None
+            continue
         writes = reattribute(outcome, snapshot, infra, policy)
         changes = Changes(ledger, snapshot)
         decisions = decide_all(outcome, snapshot, writes, changes, policy, now)
         if await ledger.commit(snapshot, outcome, writes, changes):
+            quarantined = {d.runner for d in decisions if d.action == "quarantine"}
             for decision in decisions:
                 if decision.action == "quarantine":
                     log.warning("quarantine %s: %s", decision.runner, decision.reason)
-            return decisions
+            return Processed(decisions, snapshot.pending | quarantined, snapshot.storm_pending or changes.stormed)
         await asyncio.sleep(random.uniform(0, 0.002 * attempt))  # contention: let the other worker through
     raise RuntimeError(f"job {outcome.job_id}: the pool kept changing; giving up for a retry of the event")
 

@@ -24,7 +24,7 @@ ROSTER_TTL = 300
 async def sync_roster(gh: Any, ledger: Ledger, org: str, force: bool = False) -> None:
     if not org:
         return
-    fresh = f"{ledger.p}:roster-fresh:{org}"
+    fresh = ledger.roster_fresh_key(org)
     if not force and await ledger.r.exists(fresh):
         return
     tracked = {label.lower() for label in ledger.policy.tracked_labels}

@@ -48,10 +48,11 @@ async def track_completed_job(event: sansio.Event, gh: Any, ctx: BotContext) -> 
         return
     ledger = Ledger(ctx.redis, ctx.prefix, policy)
     org = org_of(event.data)
-    await sync_roster(gh, ledger, org)
-    decisions = await process_outcome(ledger, outcome, await annotations_of(gh, outcome), policy)
-    for decision in decisions:
+    processed = await process_outcome(ledger, outcome, await annotations_of(gh, outcome), policy, org=org,
+                                      refresh_roster=lambda: sync_roster(gh, ledger, org, force=True))
+    for decision in processed.decisions:
         log.info("runner %s: %s", decision.runner, decision.action, extra={"reason": decision.reason})
-    for raw in await ctx.redis.smembers(ledger.pending_key):  # this event's quarantines, and any left unfinished
-        await carry_out(gh, ctx, ledger, org, raw.decode())
-    await storm_issue(gh, ledger)
+    for runner in sorted(processed.pending):  # this event's quarantines, and any left unfinished
+        await carry_out(gh, ctx, ledger, org, runner)
+    if processed.storm_pending:
+        await storm_issue(gh, ledger)
