@@ -93,3 +93,23 @@ def test_eight_workers_at_once_record_every_job_once(redis_url: str) -> None:
         for client in clients:
             await client.aclose()
     asyncio.run(main())
+
+
+def test_a_job_seen_already_still_reports_its_unfinished_quarantine(redis_url: str) -> None:
+    """A worker that died after committing a quarantine, before acting on GitHub: the retried event finds it."""
+    async def main() -> None:
+        client = aioredis.Redis.from_url(redis_url)
+        ledger = Ledger(client, "t", HealthPolicy())
+        payloads = generate(SimConfig(jobs=3000, runners=8, seed=2, bad=1, bad_rate=0.6))
+        for outcome in filter(None, (outcome_from_payload(p, HealthPolicy()) for p in payloads)):
+            processed = await process_outcome(ledger, outcome, [], HealthPolicy())
+            quarantined = [d.runner for d in processed.decisions if d.action == "quarantine"]
+            if quarantined:
+                break
+        assert quarantined and set(quarantined) <= processed.pending
+        again = await ledger.read(outcome)
+        assert isinstance(again, Seen) and set(quarantined) <= again.pending
+        retried = await process_outcome(ledger, outcome, [], HealthPolicy())
+        assert retried.decisions == [] and set(quarantined) <= retried.pending
+        await client.aclose()
+    asyncio.run(main())
