@@ -259,3 +259,17 @@ def test_policy_defaults_and_settings_path(settings_for, fake_github) -> None:  
     settings = live(settings_for, fake_github, "  window: 12\n")
     assert dataclasses.replace(settings).policy_path
     assert load_policy(open(settings.policy_path).read()).window == 12
+
+
+def test_with_a_pre_job_health_check_one_failed_check_is_enough(settings_for, fake_github, r) -> None:  # type: ignore[no-untyped-def]
+    """`infra-repeat-count: 1`: the laptop's first failed "Set up runner" (its health check) takes it out."""
+    pool = Pool(fake_github, [f"r{i}-stx-1" for i in range(6)])
+    settings = live(settings_for, fake_github, "  infra-repeat-count: 1\n")
+    warmup = [pool.job(f"r{i % 6}-stx-1", "success", f"w{i}") for i in range(12)]
+    check_failed = pool.job("r0-stx-1", "failure", "c1", steps=[("Set up job", "success"),
+                                                                 ("Set up runner", "failure"), ("Test", "skipped")])
+    feed(settings, r, [*warmup, check_failed])
+    assert "stx" not in pool.labels("r0-stx-1")
+    [issue] = issues(fake_github).values()
+    assert "step 'Set up runner' failed" in issue["body"] and issue["state"] == "open"
+    assert [a for a in audit(r) if a[0] == "quarantine"] == [("quarantine", "r0-stx-1")]
