@@ -88,6 +88,9 @@ _SEPARATORS = frozenset({";", "{", "}", "&&", "||"})
 def statements(text: str) -> tuple[str, ...]:
     """Split a line on ``;``, ``&&``, ``||`` and block braces outside quotes and parentheses, keeping
     order (cached: a tuple). Token by token, not character by character (that cost 18 us a line)."""
+    if not _SPLIT_SIMPLE.search(text):
+        stripped = text.strip()
+        return (stripped,) if stripped else ()
     if not _NEEDS_CAREFUL.search(text):
         return tuple(p.strip() for p in _SPLIT_SIMPLE.split(text) if p.strip())
     parts: list[str] = []

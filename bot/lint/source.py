@@ -43,6 +43,7 @@ class _Loader(getattr(yaml, "CBaseLoader", yaml.BaseLoader)):  # type: ignore[mi
 
 
 _LOADER = _Loader
+_MARKERS = ("<<<<<<<", "=======", ">>>>>>>")  # at a line's start; scripts often echo a row of '='
 _CONFLICT = re.compile(r"^(<{7}|={7}|>{7})(?:\s|$)", re.M)
 
 
@@ -76,7 +77,7 @@ def load_workflow(data: bytes | str, path: str, *, max_bytes: int = MAX_BYTES) -
         return _parse_error(path, line, 1, f"not UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start})")
     if text.startswith("\ufeff"):
         text = text[1:]
-    conflict = _CONFLICT.search(text) if "<<<<<<<" in text or "=======" in text or ">>>>>>>" in text else None
+    conflict = _CONFLICT.search(text) if any(text.startswith(m) or "\n" + m in text for m in _MARKERS) else None
     if conflict:
         line = text.count("\n", 0, conflict.start()) + 1
         return _parse_error(path, line, 1, f"unresolved merge-conflict marker {conflict.group(1)!r}")

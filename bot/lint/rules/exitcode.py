@@ -130,7 +130,7 @@ def check_job(report: Report, job: Job) -> None:
         step = job.steps_by_index[index]
         assert step.run is not None
         in_job = _start_job_lines(script_lines(job.workflow.workflow, step.run, points[0].shell)) \
-            if _START_JOB.search(step.run.value) else {}
+            if "start-job" in step.run.value.lower() else {}
         main = [p for p in points if p.line.line not in in_job]
         blocks: dict[int, list[Point]] = {}
         for point in points:
