@@ -273,3 +273,24 @@ def test_with_a_pre_job_health_check_one_failed_check_is_enough(settings_for, fa
     [issue] = issues(fake_github).values()
     assert "step 'Set up runner' failed" in issue["body"] and issue["state"] == "open"
     assert [a for a in audit(r) if a[0] == "quarantine"] == [("quarantine", "r0-stx-1")]
+
+
+def test_runner_error_annotations_are_read_for_failed_jobs_only(settings_for, fake_github, r) -> None:  # type: ignore[no-untyped-def]
+    """The check run's "lost communication" annotation is an INFRA sign; twice within a day takes the laptop out.
+
+    Annotations are asked for failed jobs only, and not again when the same delivery comes back.
+    """
+    pool = Pool(fake_github, [f"r{i}-stx-1" for i in range(6)])
+    settings = live(settings_for, fake_github)
+    passed = [pool.job(f"r{i % 6}-stx-1", "success", f"w{i}") for i in range(12)]
+    lost = [pool.job("r0-stx-1", "failure", f"l{k}") for k in range(2)]
+    for job in lost:
+        fake_github.state.annotations[job["workflow_job"]["id"]] = [
+            "The self-hosted runner: r0-stx-1 lost communication with the server."]
+    feed(settings, r, [*passed, *lost])
+    assert len(fake_github.calls_to("GET", "/annotations$")) == 2  # the two failed jobs, none of the passed
+    assert "stx" not in pool.labels("r0-stx-1")
+    [issue] = issues(fake_github).values()
+    assert "lost communication with the server" in issue["body"]
+    feed(settings, r, [lost[0]])  # redelivered (a new delivery id, the same job): recorded already
+    assert len(fake_github.calls_to("GET", "/annotations$")) == 2

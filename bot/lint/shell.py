@@ -224,6 +224,13 @@ def _unquote(text: str) -> str:
     return text
 
 
+@lru_cache(maxsize=16384)
+def mentions_any(text: str, keys: tuple[str, ...]) -> bool:
+    """Whether the text names any of the (lower-case) keys: a rule's cheap first test, cached per text."""
+    low = text.lower()
+    return any(k in low for k in keys)
+
+
 @lru_cache(maxsize=8192)
 def inside_workdir(path: str) -> bool:
     """Is a (resolved) path inside the job's work dir?"""

@@ -256,10 +256,9 @@ class Ledger:
         event does not count twice. ``org``: whose roster's freshness to report (None: no roster).
         """
         key = self._key(outcome.key.as_str())
-        roster = self.roster_fresh_key(org) if org else self.roster_fresh_key("")
         answer = await self._read(
             keys=[self.version_key, self._seen(outcome), key, self.pool_key, self.last_auto_key, self.storm_at_key,
-                  self.pending_key, self.storm_pending_key, roster],
+                  self.pending_key, self.storm_pending_key, self.roster_fresh_key(org or "")],
             args=[self.p, outcome.runner, *DECIDING_FIELDS])
         pending, storm_pending, roster_fresh = answer[1]
         seen = Seen(pending={x.decode() for x in pending}, storm_pending=bool(storm_pending))
@@ -345,10 +344,6 @@ class Ledger:
         return {name: runner_state(name, {k.decode(): v.decode() for k, v in raw.items()},
                                    [record_from(orjson.loads(x)) for x in raws.get(name, []) if x], self.policy)
                 for name, raw in zip(names, states, strict=True)}
-
-    async def last_auto_quarantine(self) -> float | None:
-        raw = await self.r.get(self.last_auto_key)
-        return float(raw) if raw else None
 
     async def audit(self, action: str, runner: str, reason: str, **extra: Any) -> None:
         await self.r.xadd(self.audit_key, _audit_entry(action, runner, reason, extra), maxlen=AUDIT_MAX,

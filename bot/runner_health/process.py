@@ -35,14 +35,16 @@ class Processed:
 
 async def process_outcome(ledger: Ledger, outcome: JobOutcome, annotations: list[str], policy: HealthPolicy,
                           now: float | None = None, org: str | None = None,
-                          refresh_roster: Callable[[], Awaitable[None]] | None = None) -> Processed:
+                          refresh_roster: Callable[[], Awaitable[None]] | None = None,
+                          fetch_annotations: Callable[[], Awaitable[list[str]]] | None = None) -> Processed:
     """Read, decide, commit; when another worker committed in between, decide again on fresh state.
 
     Several runners may be affected by new evidence about a key. ``refresh_roster`` is called (once)
     when the read finds ``org``'s roster stale, before deciding: the pool is then read again.
+    ``fetch_annotations`` (GitHub) is called only for a job not recorded yet, so a redelivery costs none.
     """
     now = outcome.completed_at if now is None else now
-    infra = infra_signature(outcome, annotations, policy)
+    infra: str | None = None
     for attempt in range(COMMIT_ATTEMPTS):
         snapshot = await ledger.read(outcome, org if refresh_roster else None)
         if isinstance(snapshot, Seen):
@@ -51,7 +53,11 @@ async def process_outcome(ledger: Ledger, outcome: JobOutcome, annotations: list
             await refresh_roster()
             refresh_roster = None
             continue
-        writes = reattribute(outcome, snapshot, infra, policy)
+        if infra is None:
+            if fetch_annotations is not None:
+                annotations, fetch_annotations = await fetch_annotations(), None
+            infra = infra_signature(outcome, annotations, policy) or ""
+        writes = reattribute(outcome, snapshot, infra or None, policy)
         changes = Changes(ledger, snapshot)
         decisions = decide_all(outcome, snapshot, writes, changes, policy, now)
         if await ledger.commit(snapshot, outcome, writes, changes):

@@ -48,8 +48,9 @@ async def track_completed_job(event: sansio.Event, gh: Any, ctx: BotContext) -> 
         return
     ledger = Ledger(ctx.redis, ctx.prefix, policy)
     org = org_of(event.data)
-    processed = await process_outcome(ledger, outcome, await annotations_of(gh, outcome), policy, org=org,
-                                      refresh_roster=lambda: sync_roster(gh, ledger, org, force=True))
+    processed = await process_outcome(ledger, outcome, [], policy, org=org,
+                                      refresh_roster=lambda: sync_roster(gh, ledger, org, force=True),
+                                      fetch_annotations=lambda: annotations_of(gh, outcome))
     for decision in processed.decisions:
         log.info("runner %s: %s", decision.runner, decision.action, extra={"reason": decision.reason})
     for runner in sorted(processed.pending):  # this event's quarantines, and any left unfinished

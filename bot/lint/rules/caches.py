@@ -9,12 +9,11 @@ job, on the job's key line.
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 
 from bot.lint.flow import Point, walk
 from bot.lint.model import Job, col_of, line_of
 from bot.lint.rules.base import Report
-from bot.lint.shell import Env, inside_workdir, program, words
+from bot.lint.shell import Env, inside_workdir, mentions_any, program, words
 
 HF_TOKENS = ("HF_TOKEN", "HUGGINGFACE_ACCESS_TOKEN", "HUGGING_FACE_HUB_TOKEN")
 _HF_FETCH = re.compile(
@@ -24,12 +23,6 @@ _HELP_ONLY = re.compile(r"^\S+\s+(?:--version|-v|--help|-h|version|help)\s*$", r
 _CMD_C = re.compile(r"^cmd(?:\.exe)?\s+/[ck]\s+(.*)$", re.I)
 # Every use these rules look for names one of these (a cheap first test on each statement).
 _CACHE_KEYS = ("lemonade", "gaia", "download", "pretrained", "snapshot", "hf_hub")
-
-
-@lru_cache(maxsize=8192)
-def _mentions_cache_users(resolved: str) -> bool:
-    low = resolved.lower()
-    return any(k in low for k in _CACHE_KEYS)
 
 
 _CACHE_FLAG = re.compile(r"\s(?:-d|--cache-dir)(?:\s+|=)(\"[^\"]*\"|'[^']*'|\S+)")
@@ -75,7 +68,7 @@ def check_job(report: Report, job: Job) -> None:
     for point in walk(job, contexts):
         if point.inert:
             continue
-        if point.assignment or not _mentions_cache_users(point.resolved):
+        if point.assignment or not mentions_any(point.resolved, _CACHE_KEYS):
             continue
         texts = _commands(point)
         lemonade = any(lemonade_call(t) for t in texts)

@@ -9,7 +9,7 @@ from functools import lru_cache
 from bot.lint.flow import walk
 from bot.lint.model import Job
 from bot.lint.rules.base import Report
-from bot.lint.shell import inside_workdir, outside_path, program, words
+from bot.lint.shell import inside_workdir, mentions_any, outside_path, program, words
 
 _PIP_INSTALL = re.compile(r"(?:^|[\s&/\\])(?:pip3?|python3?(?:\.exe)?\s+-m\s+pip|py\s+-m\s+pip|uv\s+pip)\s+install\b",
                           re.I)
@@ -79,7 +79,7 @@ def check_job(report: Report, job: Job) -> None:
                 report.add("persistent-install", line.line, line.column,
                            f"{reason}: persists on the laptop across jobs")
                 break
-        if point.assignment or not _mentions_env_tools(resolved):
+        if point.assignment or not mentions_any(resolved, _OTHER_KEYS):
             continue
         facts = _env_facts(stmt, resolved)
         if facts.named_env:
@@ -145,14 +145,7 @@ def _named_env(stmt: str) -> str | None:
     return None
 
 
-_OTHER_KEYS = ("pip", "activate", "lemonade", "conda", "python", "py", "uv")
-
-
-@lru_cache(maxsize=8192)
-def _mentions_env_tools(resolved: str) -> bool:
-    """The cheap first test of the environment rules (most statements name none of these)."""
-    low = resolved.lower()
-    return any(k in low for k in _OTHER_KEYS)
+_OTHER_KEYS = ("pip", "activate", "lemonade", "conda", "python", "py", "uv")  # most statements name none
 
 
 @lru_cache(maxsize=8192)
